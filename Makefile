@@ -1,0 +1,82 @@
+# Conveyor's front door. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+WORKERS ?= 2
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+# The local-run targets (and migrate, which they run first) use DEBUG and its throwaway
+# secret key unless told otherwise; nothing else (tests, compose) inherits that.
+migrate dev token: export DJANGO_DEBUG ?= true
+
+.PHONY: help venv services migrate dev token test test-unit bench clean env up down logs
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 12) else "Python 3.12 is required (.python-version); got " + sys.version)'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed ## Create .venv with every Python dependency
+
+services: ## Install (apt) and start RabbitMQ and PostgreSQL if missing or stopped
+	scripts/ensure-services.sh
+
+migrate: venv ## Apply database migrations (SQLite unless DATABASE_URL is set) and collect static files
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput -v0
+
+dev: venv migrate ## Run web (127.0.0.1:8000), WORKERS worker processes (default 2), the relay and the scheduler; Ctrl-C stops all
+	WORKERS=$(WORKERS) exec $(BIN)/python scripts/dev.py
+
+token: venv migrate ## Create an admin-scoped API token; the token is the last line
+	@$(BIN)/python manage.py create_token --name "make-token" --scope admin
+
+test: venv ## Run the whole test suite (unit, integration against real RabbitMQ/PostgreSQL/Prometheus, end-to-end)
+	scripts/ensure-services.sh prometheus
+	$(BIN)/pytest
+
+test-unit: venv ## Unit tests only (StubBroker; needs only PostgreSQL)
+	$(BIN)/pytest -m "not integration and not e2e"
+
+# The benchmark's own dependencies (Celery, py-spy) go into .venv only through this target.
+$(VENV)/.bench-installed: bench/requirements.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	touch $@
+
+bench: venv $(VENV)/.bench-installed ## Measure Conveyor against bare pika, Dramatiq and Celery (~15 min; BENCH_SCALE=0.1 for a quick look)
+	scripts/ensure-services.sh wrk
+	DJANGO_DEBUG=false $(BIN)/python -m bench
+
+clean: ## Remove the virtual environment and local data (var/)
+	rm -rf $(VENV) var
+
+# --- docker compose (needs a Docker engine; nothing above does) -------------------
+COMPOSE ?= docker compose
+ENV_FILE ?= .env
+# `make up` runs 4 worker replicas unless WORKERS is given (make's own default of 2
+# is for `make dev`).
+UP_WORKERS = $(if $(filter command line environment,$(origin WORKERS)),$(WORKERS),4)
+# The shell environment beats .env in compose's interpolation; this Makefile exports
+# DJANGO_DEBUG only for the local-run targets, so compose gets .env's value.
+COMPOSE_RUN = $(COMPOSE) --env-file $(ENV_FILE)
+
+$(ENV_FILE): .env.example
+	@test -e $@ || $(PYTHON) scripts/generate-env.py --example .env.example --output $@
+
+env: $(ENV_FILE) ## Create .env from .env.example with generated secrets (never overwrites it)
+
+up: $(ENV_FILE) ## docker compose: build the image, start everything with WORKERS worker replicas (default 4)
+	$(COMPOSE_RUN) up -d --build --scale worker=$(UP_WORKERS)
+
+down: ## docker compose: stop and remove the containers (named volumes are kept)
+	$(COMPOSE_RUN) down
+
+logs: ## docker compose: follow every service's logs
+	$(COMPOSE_RUN) logs -f --tail=100

@@ -1,0 +1,223 @@
+"""One benchmark run: machine limit, peers, Conveyor; one table, one JSON file.
+
+    python -m bench            # what `make bench` runs
+    BENCH_SCALE=0.02 BENCH_REPEATS=1 python -m bench   # the smoke test's tiny run
+
+Creates its own vhosts and database, drops them and stops every process it started
+at the end, also on an error or Ctrl-C.
+"""
+
+import os
+import platform
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from bench import infra, machine, report
+from bench.config import Config
+from bench.infra import cleanup
+
+RESULTS = Path(os.environ.get("BENCH_RESULTS_DIR", Path(__file__).parent / "results"))
+
+
+def log(message):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def machine_info():
+    meminfo = Path("/proc/meminfo").read_text().split()
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": int(meminfo[meminfo.index("MemTotal:") + 1]) / 1024 / 1024,
+        "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+def versions(broker_url):
+    import pika
+
+    found = {"python": platform.python_version()}
+    for dist in ("django", "dramatiq", "django-dramatiq", "pika", "psycopg", "gunicorn", "celery"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = "not installed"
+    with pika.BlockingConnection(pika.URLParameters(broker_url)) as conn:
+        version = conn._impl.server_properties["version"]
+        found["rabbitmq"] = version.decode() if isinstance(version, bytes) else version
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        found["postgresql"] = cursor.fetchone()[0].split()[0]
+    if shutil.which("wrk"):
+        out = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
+        found["wrk"] = (out.stdout + out.stderr).split()[1] if (out.stdout + out.stderr).split() else "?"
+    return found
+
+
+ERRORS = {}
+
+
+@contextmanager
+def guarded(phase, system):
+    """One failed repetition is reported and the run goes on: ten minutes of figures are not thrown away."""
+    try:
+        yield
+    except Exception as exc:
+        traceback.print_exc()
+        ERRORS.setdefault(phase, []).append(f"{type(exc).__name__}: {str(exc)[:300]}")
+        system.stop_workers()
+
+
+class Figures:
+    def __init__(self):
+        self.runs = {}
+
+    def add(self, key, value):
+        self.runs.setdefault(key, []).append(value)
+
+    def summaries(self):
+        return {key: s for key, values in self.runs.items() if (s := report.summary(values))}
+
+
+def main():
+    cfg = Config()
+    signal.signal(signal.SIGTERM, _interrupt)
+    run_id = f"{os.getpid()}_{secrets.token_hex(2)}"
+    figures, skipped, counts = Figures(), {}, {}
+    result = {"started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine_info()}
+    began = time.monotonic()
+    try:
+        log(f"setting up vhosts and database bench_{run_id}")
+        urls = {name: infra.create_vhost(f"conveyor-bench-{name}-{run_id}") for name in ("machine", "dramatiq", "celery", "conveyor")}
+        database_url = infra.create_database(f"conveyor_bench_{run_id}")
+        os.environ.update(
+            DJANGO_SETTINGS_MODULE="bench.settings", DATABASE_URL=database_url, BROKER_URL=urls["conveyor"],
+            DJANGO_DEBUG="false", DJANGO_SECRET_KEY="bench-only-" + secrets.token_hex(20), BENCH_CELERY_URL=urls["celery"],
+        )
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=infra.ROOT, check=True)
+        import django
+
+        django.setup()
+        result["versions"] = versions(urls["conveyor"])
+        from bench import conveyor_runs
+        from bench.peers import drain
+
+        try:
+            import celery  # noqa: F401
+        except ImportError:
+            # Both Celery rows (its drain and its CPU per message) carry the reason.
+            skipped["celery"] = skipped["cpu.celery"] = "celery not installed: `make bench` installs bench/requirements.txt"
+        if shutil.which("wrk") is None:
+            skipped["submit.http_single"] = skipped["submit.http_baseline"] = "wrk not installed: `make bench` installs it"
+
+        system = conveyor_runs.Conveyor(cfg, database_url, urls["conveyor"], infra.free_port())
+        system.start_web_and_relay()
+        token = system.create_token()
+
+        # Drains: repetitions interleaved (A B C A B C ...) so a noisy minute hits every contender.
+        counts["machine"] = cfg.n(cfg.machine_messages, 200)
+        counts["drain"] = cfg.n(cfg.drain_messages)
+        for rep in range(cfg.repeats if "drains" in cfg.phases else 0):
+            with guarded("drains", system):
+                log(f"drains, repetition {rep + 1}/{cfg.repeats}")
+                m = machine.run(urls["machine"], cfg)
+                figures.add("machine.publish", m["publish"])
+                figures.add("machine.consume", m["consume"])
+                figures.add("cpu.machine", m["consume_cpu_ms"])
+                rate, cpu_ms = drain.run_dramatiq(urls["dramatiq"], cfg)
+                figures.add("dramatiq.drain", rate)
+                figures.add("cpu.dramatiq", cpu_ms)
+                if "celery" not in skipped:
+                    rate, cpu_ms = drain.run_celery(urls["celery"], cfg)
+                    figures.add("celery.drain", rate)
+                    figures.add("cpu.celery", cpu_ms)
+                for workers in (1, 2):
+                    d = conveyor_runs.drain(system, cfg, workers)
+                    figures.add(f"conveyor.drain{workers}", d["rate"])
+                    figures.add(f"cpu.conveyor{workers}", d["cpu_ms"])
+                    if workers == 2:
+                        figures.add("memory.worker", d["worker_rss_mb"])
+                log("  " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in figures.runs.items() if "drain" in k or "machine" in k or "cpu" in k))
+
+        for rep in range(cfg.repeats if "submission" in cfg.phases else 0):
+            with guarded("submission", system):
+                log(f"submission, repetition {rep + 1}/{cfg.repeats}")
+                single = conveyor_runs.http_single(system, cfg, token)
+                if single:
+                    figures.add("submit.http_single", single["conveyor"])
+                    figures.add("submit.http_baseline", single["baseline"])
+                figures.add("submit.http_batch", conveyor_runs.http_batches(system, cfg, token))
+                figures.add("submit.enqueue", conveyor_runs.enqueue_rate(system, cfg))
+        counts["batch_requests"] = max(2, int(cfg.batch_requests * max(cfg.scale, 0.25)))
+        counts["enqueue_calls"] = cfg.n(cfg.enqueue_calls)
+
+        if "latency" in cfg.phases:
+            log("latency: starting 2 workers")
+            system.start_workers(2, wait_ready=True)
+            conveyor_runs.warm_up(system)
+        try:
+            for rep in range(cfg.repeats if "latency" in cfg.phases else 0):
+                with guarded("latency", system):
+                    log(f"latency, repetition {rep + 1}/{cfg.repeats}")
+                    lat = conveyor_runs.latency(system, cfg)
+                    for key, value in lat.items():
+                        figures.add(f"latency.{key}", value)
+                    counts["latency_tasks"] = lat["tasks"]
+        finally:
+            system.stop_workers()
+
+        for procs in cfg.scale_processes if "scale" in cfg.phases else ():
+            for rep in range(cfg.repeats):
+                with guarded("scale", system):
+                    log(f"scale, {procs} worker processes, repetition {rep + 1}/{cfg.repeats}")
+                    s = conveyor_runs.scale(system, cfg, procs)
+                    figures.add(f"scale.{procs}", s["rate"])
+                    figures.add(f"scale.efficiency.{procs}", s["efficiency"])
+                    counts[f"scale_{procs}_tasks"] = s["tasks"]
+        figures.add("memory.web", system.web_rss_mb())
+        if "profile" in cfg.phases:
+            from bench import profile
+
+            log("profiling a Conveyor worker and a web process with py-spy")
+            with guarded("profile", system):
+                result["profile"] = profile.run(system, cfg, token, RESULTS)
+    finally:
+        log("cleaning up processes, vhosts and database")
+        cleanup.run()
+
+    result["machine"]["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    result["created"] = {"process_groups": infra.started_pids, "vhosts": infra.vhosts, "databases": infra.databases}
+    result.update(config=cfg.as_dict(), counts=counts, skipped=skipped, errors=ERRORS, figures=figures.summaries(),
+                  seconds=round(time.monotonic() - began, 1))
+    result["ratios"] = report.ratios(result["figures"], cfg)
+    text = report.table(result)
+    print("\n" + text + f"\n\nTook {result['seconds']:.0f} s.")
+    stamp = result["started_at"].replace(":", "").replace("+0000", "")
+    for path in (RESULTS / f"bench-{stamp}.json", RESULTS / "latest.json"):
+        report.write_json(result, path)
+    (RESULTS / "latest.txt").write_text(text + "\n")
+    log(f"wrote {RESULTS / 'latest.json'}")
+    if ERRORS:
+        print(f"\nSome repetitions failed (their figures are missing or rest on fewer runs): {ERRORS}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Conveyor as a django.tasks backend: `@task` functions, `.enqueue()`, `get_result()`.
+
+    TASKS = {"default": {"BACKEND": "conveyor.backend.ConveyorBackend", "QUEUES": [...]}}
+
+    @task(queue_name="emails", priority=10, max_retries=5, time_limit=30)
+    def send_email(to, subject, body): ...
+
+`max_retries` and `time_limit` (seconds) are Conveyor's additions to Django's Task.
+Enqueueing inside `transaction.atomic()` is transactional: the task row is part of
+your transaction and the message is published only when it commits.
+"""
+
+from dataclasses import dataclass
+
+from django.core.exceptions import ValidationError
+from django.tasks import TaskResultStatus
+from django.tasks.backends.base import BaseTaskBackend
+from django.tasks.base import Task, TaskError, TaskResult
+from django.tasks.exceptions import TaskResultDoesNotExist
+from django.tasks.signals import task_enqueued
+
+from conveyor.core.models import TaskRecord, TaskSource, TaskStatus
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConveyorTask(Task):
+    max_retries: int | None = None  # None: settings.CONVEYOR_MAX_RETRIES
+    time_limit: float | None = None  # seconds; None: settings.CONVEYOR_TIME_LIMIT_SECONDS
+
+
+_STATUS = {
+    TaskStatus.READY: TaskResultStatus.READY,
+    TaskStatus.RUNNING: TaskResultStatus.RUNNING,
+    TaskStatus.SUCCESSFUL: TaskResultStatus.SUCCESSFUL,
+    TaskStatus.FAILED: TaskResultStatus.FAILED,
+    # Django has no CANCELLED: it reads as FAILED with a TaskCancelled error.
+    TaskStatus.CANCELLED: TaskResultStatus.FAILED,
+}
+
+
+def to_task_result(record, task):
+    errors = [
+        TaskError(exception_class_path=e["exception_class_path"], traceback=e.get("traceback", ""))
+        for e in record.errors
+    ]
+    if record.status == TaskStatus.CANCELLED:
+        errors.append(TaskError(exception_class_path="conveyor.errors.TaskCancelled", traceback=""))
+    changes = {"queue_name": record.queue_name, "priority": record.priority}
+    if record.run_after:
+        changes["run_after"] = record.run_after
+    result = TaskResult(
+        task=task.using(**changes),
+        id=str(record.id),
+        status=_STATUS[record.status],
+        enqueued_at=record.enqueued_at,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
+        last_attempted_at=record.last_attempted_at,
+        args=record.args,
+        kwargs=record.kwargs,
+        backend=record.backend,
+        errors=errors,
+        worker_ids=list(record.worker_ids),
+    )
+    object.__setattr__(result, "_return_value", record.return_value)
+    return result
+
+
+class ConveyorBackend(BaseTaskBackend):
+    task_class = ConveyorTask
+    supports_defer = True
+    supports_async_task = True
+    supports_get_result = True
+    supports_priority = True
+
+    def enqueue(self, task, args, kwargs):
+        from conveyor import submission
+
+        self.validate_task(task)
+        record = submission.prepare(
+            submission.TaskSpec(
+                task_path=task.module_path,
+                args=list(args),
+                kwargs=dict(kwargs),
+                queue_name=task.queue_name,
+                priority=task.priority,
+                run_after=task.run_after,
+            )
+        )
+        record.backend = self.alias
+        submission.submit_many([record], source=TaskSource.DJANGO)
+        result = to_task_result(record, task)
+        task_enqueued.send(type(self), task_result=result)
+        return result
+
+    def get_result(self, result_id):
+        from conveyor import catalog
+
+        try:
+            record = TaskRecord.objects.get(id=result_id)
+        except (TaskRecord.DoesNotExist, ValidationError):
+            raise TaskResultDoesNotExist(result_id) from None
+        return to_task_result(record, catalog.get(record.task_path).task)

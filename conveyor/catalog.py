@@ -1,0 +1,203 @@
+"""The catalog: every django.tasks task Conveyor can run, found in each app's tasks.py.
+
+Only tasks in the catalog can be submitted over HTTP, and a worker only runs
+messages whose actor is in its catalog (others are dead-lettered as unknown).
+"""
+
+import importlib
+import inspect
+import json
+import typing
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import dramatiq
+import pydantic
+from django.apps import apps
+from django.conf import settings
+from django.tasks import Task, TaskContext, task_backends
+from django.utils.json import normalize_json
+from django.utils.module_loading import module_has_submodule
+
+from conveyor import runtime
+from conveyor.errors import InvalidArguments, UnknownTask
+
+_catalog: dict[str, "CatalogEntry"] = {}
+
+
+@dataclass
+class CatalogEntry:
+    task: Task
+    _adapters: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def path(self):
+        return self.task.module_path
+
+    @cached_property
+    def signature(self):
+        sig = inspect.signature(self.task.func)
+        params = list(sig.parameters.values())
+        if self.task.takes_context:
+            params = params[1:]  # the context is ours to pass, not the caller's
+        return sig.replace(parameters=params)
+
+    @cached_property
+    def hints(self):
+        try:
+            return typing.get_type_hints(self.task.func)
+        except Exception:
+            return {}
+
+    @property
+    def max_retries(self):
+        value = getattr(self.task, "max_retries", None)
+        return settings.CONVEYOR_MAX_RETRIES if value is None else value
+
+    @property
+    def time_limit(self):
+        """Seconds."""
+        value = getattr(self.task, "time_limit", None)
+        return settings.CONVEYOR_TIME_LIMIT_SECONDS if value is None else value
+
+    def _adapter(self, annotation):
+        key = repr(annotation)
+        if key not in self._adapters:
+            self._adapters[key] = pydantic.TypeAdapter(annotation)
+        return self._adapters[key]
+
+    def validate(self, args, kwargs):
+        """Raise InvalidArguments unless args/kwargs bind to the signature with the right JSON types."""
+        try:
+            json.dumps([args, kwargs])
+        except (TypeError, ValueError) as exc:
+            raise InvalidArguments(f"arguments must be JSON: {exc}") from None
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise InvalidArguments(f"{self.path}{self.signature}: {exc}") from None
+        problems = []
+        for name, value in bound.arguments.items():
+            annotation = self.hints.get(name)
+            if annotation is None or annotation is inspect.Parameter.empty:
+                continue
+            kind = self.signature.parameters[name].kind
+            if kind is inspect.Parameter.VAR_POSITIONAL:
+                items = list(enumerate(value))
+            elif kind is inspect.Parameter.VAR_KEYWORD:
+                items = list(value.items())
+            else:
+                items = [(None, value)]
+            for sub, item in items:
+                try:
+                    # strict: "4" is not an int; the task gets exactly what was sent.
+                    self._adapter(annotation).validate_python(item, strict=True)
+                except pydantic.ValidationError as exc:
+                    where = name if sub is None else f"{name}[{sub!r}]"
+                    expected = getattr(annotation, "__name__", repr(annotation))
+                    problems.append(
+                        {"argument": where, "expected": expected, "error": exc.errors()[0]["msg"]}
+                    )
+        if problems:
+            summary = "; ".join(f"{p['argument']}: {p['error']}" for p in problems)
+            raise InvalidArguments(f"wrong argument types for {self.path}: {summary}", problems)
+
+    def describe(self):
+        params = []
+        for p in self.signature.parameters.values():
+            annotation = self.hints.get(p.name, p.annotation)
+            entry = {
+                "name": p.name,
+                "kind": p.kind.name.lower(),
+                "required": p.default is inspect.Parameter.empty
+                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD),
+                "type": None
+                if annotation is inspect.Parameter.empty
+                else getattr(annotation, "__name__", str(annotation)),
+            }
+            if p.default is not inspect.Parameter.empty:
+                try:
+                    entry["default"] = normalize_json(p.default)
+                except TypeError:
+                    entry["default"] = repr(p.default)
+            params.append(entry)
+        return {
+            "name": self.path,
+            "description": inspect.getdoc(self.task.func) or "",
+            "queue": self.task.queue_name,
+            "priority": self.task.priority,
+            "max_retries": self.max_retries,
+            "time_limit_seconds": self.time_limit,
+            "parameters": params,
+        }
+
+
+def _is_conveyor_task(obj):
+    if not isinstance(obj, Task):
+        return False
+    from conveyor.backend import ConveyorBackend
+
+    try:
+        return isinstance(task_backends[obj.backend], ConveyorBackend)
+    except Exception:
+        return False
+
+
+def autodiscover(module_names=None):
+    """Import `<app>.tasks` for every installed app and catalog the tasks found."""
+    module_names = module_names or getattr(settings, "DRAMATIQ_AUTODISCOVER_MODULES", ["tasks"])
+    for app_config in apps.get_app_configs():
+        for module_name in module_names:
+            if module_has_submodule(app_config.module, module_name):
+                module = importlib.import_module(f"{app_config.name}.{module_name}")
+                for obj in vars(module).values():
+                    if _is_conveyor_task(obj):
+                        _catalog[obj.module_path] = CatalogEntry(obj)
+    declare_actors(dramatiq.get_broker())
+
+
+def entries():
+    return sorted(_catalog.values(), key=lambda e: e.path)
+
+
+def get(path):
+    try:
+        return _catalog[path]
+    except KeyError:
+        raise UnknownTask(f"unknown task {path!r}; GET /api/v1/catalog lists the tasks") from None
+
+
+def _actor_function(entry):
+    task = entry.task
+
+    def run(*args, **kwargs):
+        if task.takes_context:
+            value = task.call(TaskContext(task_result=runtime.current_task_result()), *args, **kwargs)
+        else:
+            value = task.call(*args, **kwargs)
+        # Raise here, inside the task, so a non-JSON return is an ordinary failure.
+        return normalize_json(value)
+
+    run.__name__ = task.name
+    run.__qualname__ = task.name
+    run.__module__ = task.func.__module__
+    return run
+
+
+def declare_actors(broker):
+    """Declare one Dramatiq actor per catalog task (and every configured queue) on broker."""
+    for queue in settings.CONVEYOR_QUEUES:
+        broker.declare_queue(queue)
+    for entry in _catalog.values():
+        if entry.path in broker.actors:
+            continue
+        dramatiq.actor(
+            _actor_function(entry),
+            actor_name=entry.path,
+            queue_name=entry.task.queue_name,
+            broker=broker,
+            max_retries=entry.max_retries,
+            time_limit=int(entry.time_limit * 1000),
+            min_backoff=settings.CONVEYOR_MIN_BACKOFF_MS,
+            max_backoff=settings.CONVEYOR_MAX_BACKOFF_MS,
+        )

@@ -1,0 +1,70 @@
+from django.contrib import admin, messages
+from django.db import transaction
+from django.utils import timezone
+
+from conveyor import submission, tokens
+from conveyor.core.models import ApiToken, TaskRecord, TaskStatus
+
+
+@admin.register(TaskRecord)
+class TaskRecordAdmin(admin.ModelAdmin):
+    list_display = ("id", "task_path", "status", "queue_name", "attempts", "enqueued_at", "finished_at", "source", "schedule_name")
+    list_filter = ("status", "queue_name", "source")
+    search_fields = ("=id", "task_path")
+    # Built for millions of rows: no COUNT(*) over the whole table, no date drill-down.
+    show_full_result_count = False
+    list_select_related = ("owner",)
+    ordering = ("-enqueued_at",)
+    readonly_fields = [f.name for f in TaskRecord._meta.fields]
+    actions = ["retry", "cancel"]
+
+    def has_add_permission(self, request):
+        return False  # tasks come in through the API, django.tasks or the scheduler
+
+    @admin.action(description="Retry selected FAILED or CANCELLED tasks")
+    def retry(self, request, queryset):
+        count = 0
+        for record in queryset.filter(status__in=[TaskStatus.FAILED, TaskStatus.CANCELLED]):
+            with transaction.atomic():
+                submission.resubmit(record)
+            count += 1
+        self.message_user(request, f"Re-queued {count} task(s).", messages.SUCCESS)
+
+    @admin.action(description="Cancel selected READY tasks")
+    def cancel(self, request, queryset):
+        count = queryset.filter(status=TaskStatus.READY).update(
+            status=TaskStatus.CANCELLED, finished_at=timezone.now(), failure_reason=f"cancelled by {request.user} in admin"
+        )
+        self.message_user(request, f"Cancelled {count} task(s).", messages.SUCCESS)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ("name", "prefix", "scopes", "created_at", "revoked_at")
+    readonly_fields = ("prefix", "key_hash", "created_at", "last_used_at")
+    fields = ("name", "scopes", "prefix", "key_hash", "created_at", "last_used_at", "revoked_at")
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False  # `manage.py create_token` shows the secret once; the admin never could
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request, queryset):
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        tokens.forget_cached()  # this process stops accepting them at once; others within seconds
+        self.message_user(
+            request,
+            f"Revoked {count} token(s); every web process refuses them within {tokens.CACHE_SECONDS:.0f} s.",
+            messages.SUCCESS,
+        )
+
+
+import conveyor.scheduling.admin  # noqa: E402,F401  (Schedule and Fire admin)
+
+# django-dramatiq's own task table duplicates ours and was not built for large tables.
+try:
+    from django_dramatiq.models import Task as DramatiqTask
+
+    admin.site.unregister(DramatiqTask)
+except (ImportError, admin.sites.NotRegistered):
+    pass

@@ -1,0 +1,136 @@
+"""The durable state of Conveyor: one row per task, the outbox, API tokens (schedules: below)."""
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+
+class TaskStatus(models.TextChoices):
+    # Same values as django.tasks.TaskResultStatus, plus CANCELLED.
+    READY = "READY"
+    RUNNING = "RUNNING"
+    SUCCESSFUL = "SUCCESSFUL"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+FINISHED_STATUSES = (TaskStatus.SUCCESSFUL, TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+
+class TaskSource(models.TextChoices):
+    API = "api"
+    DJANGO = "django"
+    SCHEDULER = "scheduler"
+
+
+class ApiToken(models.Model):
+    """A bearer token. Only the SHA-256 of the secret is stored."""
+
+    SCOPES = ("read", "write", "admin")
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, help_text="First characters, to recognise a token")
+    key_hash = models.CharField(max_length=64, unique=True)
+    scopes = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_admin(self):
+        return "admin" in self.scopes
+
+    def has_scope(self, scope):
+        # admin implies write implies read.
+        order = {"read": 0, "write": 1, "admin": 2}
+        return any(order.get(s, -1) >= order[scope] for s in self.scopes)
+
+
+class TaskRecord(models.Model):
+    """One task accepted by any path (API, django.tasks, scheduler).
+
+    Field names follow django.tasks.TaskResult where it has them.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Indexed by task_path_idx below, not db_index (which adds a second, LIKE-pattern index).
+    task_path = models.CharField(max_length=200)
+    queue_name = models.CharField(max_length=100, default="default")
+    priority = models.SmallIntegerField(default=0)
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=TaskStatus.choices, default=TaskStatus.READY)
+    attempts = models.PositiveIntegerField(default=0)
+    return_value = models.JSONField(null=True, blank=True)
+    # One entry per failed attempt: {"exception_class_path", "traceback", "attempt", "at"}.
+    errors = models.JSONField(default=list, blank=True)
+    # Why the task ended FAILED without a normal failure (dead-lettered, cancelled...).
+    failure_reason = models.CharField(max_length=200, blank=True, default="")
+    progress = models.JSONField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(auto_now_add=True)
+    run_after = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    last_attempted_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    worker_ids = models.JSONField(default=list, blank=True)
+    # task_owner_idx starts with owner: a separate FK index would only slow every write.
+    owner = models.ForeignKey(
+        ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks", db_index=False
+    )
+    source = models.CharField(max_length=10, choices=TaskSource.choices, default=TaskSource.API)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    backend = models.CharField(max_length=50, default="default")
+    # Set on tasks the scheduler fired: which schedule, for which fire time (see conveyor.scheduling).
+    schedule_name = models.CharField(max_length=200, null=True, blank=True)
+    fire_time = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-enqueued_at", "-id"]
+        indexes = [
+            models.Index(fields=["-enqueued_at", "-id"], name="task_list_idx"),
+            models.Index(fields=["status", "-enqueued_at"], name="task_status_idx"),
+            models.Index(fields=["owner", "-enqueued_at"], name="task_owner_idx"),
+            models.Index(fields=["task_path", "-enqueued_at"], name="task_path_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="task_idempotency_key_unique",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.task_path} {self.id} {self.status}"
+
+
+class OutboxEntry(models.Model):
+    """A task that is committed but not yet confirmed by the broker.
+
+    Written in the same transaction as its TaskRecord. Deleted once RabbitMQ has
+    confirmed the message. `locked_until` is a lease: whoever holds it may publish;
+    when it runs out (the holder died, the broker was down) any relay may take it.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    task = models.ForeignKey(TaskRecord, on_delete=models.CASCADE, related_name="+")
+    available_at = models.DateTimeField(db_index=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["available_at", "locked_until"], name="outbox_due_idx")]
+
+
+# Schedules and their fires live with the scheduling code; this import registers them
+# under this app label.
+from conveyor.scheduling.models import Fire, Schedule  # noqa: E402,F401

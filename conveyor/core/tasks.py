@@ -1,0 +1,41 @@
+"""Conveyor's own maintenance tasks (found by the catalog like any app's tasks.py)."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.tasks import task
+from django.utils import timezone
+
+from conveyor.scheduling import periodic
+
+PURGE_BATCH = 2000
+
+
+@periodic(name="conveyor.purge-finished-tasks", cron="15 3 * * *", timezone="UTC", coalesce=True)
+@task(time_limit=900)
+def purge_finished_tasks(older_than_days: int | None = None) -> dict:
+    """Delete finished task records (SUCCESSFUL, FAILED, CANCELLED) older than the retention.
+
+    older_than_days defaults to CONVEYOR_TASK_RETENTION_DAYS on the worker. Deletes in
+    batches so no transaction holds many row locks; scheduler Fire rows older than the
+    cutoff go too (their unique keys are for fire times long past).
+    """
+    from conveyor.core.models import FINISHED_STATUSES, TaskRecord
+    from conveyor.scheduling.models import Fire
+
+    days = settings.CONVEYOR_TASK_RETENTION_DAYS if older_than_days is None else older_than_days
+    if days < 0:
+        raise ValueError("older_than_days must be >= 0")
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted = 0
+    while True:
+        ids = list(
+            TaskRecord.objects.filter(status__in=FINISHED_STATUSES, finished_at__lt=cutoff)
+            .values_list("id", flat=True)[:PURGE_BATCH]
+        )
+        if not ids:
+            break
+        TaskRecord.objects.filter(id__in=ids).delete()
+        deleted += len(ids)
+    fires, _ = Fire.objects.filter(fire_time__lt=cutoff).delete()
+    return {"deleted_tasks": deleted, "deleted_fires": fires, "older_than_days": days}

@@ -1,0 +1,25 @@
+"""The message encoder: JSON only (never pickle), and count what cannot be decoded."""
+
+import logging
+
+from dramatiq.encoder import JSONEncoder
+
+logger = logging.getLogger(__name__)
+
+
+class StrictJSONEncoder(JSONEncoder):
+    """Dramatiq's JSON encoder, plus a count and a log line for undecodable bodies.
+
+    Dramatiq's RabbitMQ consumer rejects such a message (so it is dead-lettered to
+    <queue>.XQ) and goes on; no middleware hook sees it, so this is where we count it.
+    """
+
+    def decode(self, data):
+        try:
+            return super().decode(data)
+        except Exception:
+            from conveyor import metrics
+
+            metrics.DEAD_LETTERS.labels(reason="undecodable").inc()
+            logger.error("Dead-lettering an undecodable message (%d bytes): %r", len(data), data[:200])
+            raise

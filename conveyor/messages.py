@@ -1,0 +1,28 @@
+"""How a task record becomes a Dramatiq message on RabbitMQ."""
+
+import dramatiq
+
+# RabbitMQ priority queues are declared with x-max-priority=10 (settings.DRAMATIQ_BROKER).
+BROKER_MAX_PRIORITY = 10
+
+
+def broker_priority(django_priority):
+    """Map Django's -100..100 (higher is more urgent) onto RabbitMQ's 0..10 (same direction).
+
+    Dramatiq's own actor `priority` runs the other way (lower is more urgent) and only
+    orders messages inside one worker; the broker priority is what RabbitMQ honours.
+    """
+    return round((django_priority + 100) * BROKER_MAX_PRIORITY / 200)
+
+
+def build_message(record):
+    """The message for a task record. Its message_id is the task id, stable across retries."""
+    return dramatiq.Message(
+        queue_name=record.queue_name,
+        actor_name=record.task_path,
+        args=tuple(record.args),
+        kwargs=record.kwargs,
+        options={"broker_priority": broker_priority(record.priority)},
+        message_id=str(record.id),
+        message_timestamp=int(record.enqueued_at.timestamp() * 1000),
+    )

@@ -1,0 +1,96 @@
+"""The in-process fast path: publish freshly committed tasks from one background thread.
+
+pika connections are not thread-safe, so each process publishes from a single thread
+that owns its connection. Request threads only hand over (entry, record) pairs after
+their transaction commits, so a slow or absent broker never slows a request. What
+this thread cannot publish stays leased in the outbox and a relay takes it later.
+"""
+
+import atexit
+import logging
+import queue
+import threading
+import time
+
+from django.db import close_old_connections, connections
+
+from conveyor import batch_publish
+
+logger = logging.getLogger(__name__)
+
+
+class Publisher:
+    BATCH = 500
+
+    def __init__(self):
+        self._queue = queue.Queue()
+        self._thread = None
+        self._lock = threading.Lock()
+        self._pid = None
+
+    def publish(self, pairs):
+        self._ensure_thread()
+        self._queue.put(list(pairs))
+
+    def _ensure_thread(self):
+        import os
+
+        # After a fork (gunicorn) the parent's thread does not exist in the child.
+        if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._queue = queue.Queue()
+                self._thread = threading.Thread(target=self._run, name="conveyor-publisher", daemon=True)
+                self._thread.start()
+                # A script that enqueues and exits should not leave its tasks to the relay.
+                atexit.register(self.flush)
+
+    def _take_batch(self):
+        try:
+            pairs = self._queue.get(timeout=1.0)
+        except queue.Empty:
+            # Idle: give the database connection back rather than hold it forever.
+            connections.close_all()
+            try:
+                pairs = self._queue.get(timeout=batch_publish.MAX_IDLE_SECONDS)
+            except queue.Empty:
+                # Longer idle: the broker connection too (nothing answers its heartbeats).
+                batch_publish.close()
+                pairs = self._queue.get()
+        taken = 1
+        while len(pairs) < self.BATCH:
+            try:
+                pairs.extend(self._queue.get_nowait())
+                taken += 1
+            except queue.Empty:
+                break
+        return pairs, taken
+
+    def _run(self):
+        from conveyor import outbox
+
+        while True:
+            pairs, taken = self._take_batch()
+            try:
+                outbox.publish(pairs)
+            except Exception:
+                logger.exception("Publisher failed; %d tasks wait in the outbox for a relay", len(pairs))
+                time.sleep(0.5)
+            finally:
+                close_old_connections()
+                for _ in range(taken):
+                    self._queue.task_done()
+
+    def flush(self, timeout=5.0):
+        """Wait until everything handed over so far was tried (used at exit and in tests)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._queue.unfinished_tasks == 0:
+                return True
+            time.sleep(0.01)
+        return False
+
+
+publisher = Publisher()

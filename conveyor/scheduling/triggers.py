@@ -1,0 +1,158 @@
+"""Fire times: APScheduler 3.11 triggers, wrapped where they surprise.
+
+Two things APScheduler 3's triggers do that a crontab user does not expect, and what
+we do about them (each checked on APScheduler 3.11.3):
+
+- `CronTrigger.from_crontab` numbers weekdays from Monday = 0 (its docs call this "a
+  historical mistake" kept for compatibility), so "1-5" would mean Tuesday to Saturday.
+  `cron_trigger()` rewrites numeric weekdays to names with crontab's numbering
+  (0 and 7 = Sunday), so "0 8 * * 1-5" means Monday to Friday, as everywhere else.
+- In the repeated hour after a daylight-saving fall-back, asking for "the next fire time
+  after t" can go backwards (01:30 BST -> 01:00 GMT -> 01:30 BST ...). `next_after()`
+  never returns a time at or before t, and never fires a wall-clock time twice: a
+  repeated wall-clock time fires once, at its first occurrence. A wall-clock time that
+  does not exist (spring forward) fires as APScheduler places it: a fixed-time schedule
+  such as "30 1 * * *" fires once, at 02:30 BST; a wildcard such as "*/30" simply has
+  no 01:00 and 01:30 that day.
+
+Interval schedules count real elapsed seconds from an anchor (`start_at`), so daylight
+saving never moves them.
+"""
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from conveyor.errors import ConveyorError
+
+_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class InvalidSchedule(ConveyorError, ValueError):
+    code = "invalid_schedule"
+
+
+def zone(name):
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise InvalidSchedule(f"unknown time zone {name!r} (use an IANA name such as Europe/Paris)") from None
+
+
+def _weekday_field(field):
+    """Crontab weekday field (0/7 = Sunday) -> APScheduler names (unambiguous)."""
+    out = []
+    for item in field.lower().split(","):
+        step = 1
+        if "/" in item:
+            item, step_text = item.split("/", 1)
+            if not step_text.isdigit() or int(step_text) == 0:
+                raise InvalidSchedule(f"bad step in weekday field {field!r}")
+            step = int(step_text)
+        if item == "*":
+            low, high = 0, 6
+        elif "-" in item:
+            low_text, high_text = item.split("-", 1)
+            if not (low_text.isdigit() and high_text.isdigit()):
+                if step != 1:
+                    raise InvalidSchedule(f"use numbers with a step in the weekday field {field!r}")
+                out.append(f"{low_text}-{high_text}")  # names (mon-fri) mean the same in both
+                continue
+            low, high = int(low_text), int(high_text)
+        elif item.isdigit():
+            low = high = int(item)
+        else:
+            if step != 1:
+                raise InvalidSchedule(f"bad weekday field {field!r}")
+            out.append(item)  # a name: mon, tue, ...
+            continue
+        if not (0 <= low <= 7 and 0 <= high <= 7 and low <= high):
+            raise InvalidSchedule(f"weekday out of range in {field!r} (0-7, 0 and 7 are Sunday)")
+        out.extend(_DAY_NAMES[day] for day in range(low, high + 1, step))
+    return ",".join(dict.fromkeys(out))  # keep order, drop the duplicate Sunday
+
+
+def cron_trigger(expression, time_zone):
+    """A CronTrigger from a standard 5-field crontab expression in an IANA time zone."""
+    fields = (expression or "").split()
+    if len(fields) != 5:
+        raise InvalidSchedule(f"cron needs 5 fields (minute hour day month weekday), got {expression!r}")
+    minute, hour, day, month, weekday = fields
+    try:
+        return CronTrigger(
+            minute=minute, hour=hour, day=day, month=month,
+            day_of_week=_weekday_field(weekday), timezone=zone(time_zone),
+        )
+    except InvalidSchedule:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise InvalidSchedule(f"bad cron expression {expression!r}: {exc}") from None
+
+
+def interval_trigger(seconds, start_at):
+    if not seconds or seconds < 1:
+        raise InvalidSchedule("interval_seconds must be at least 1")
+    return IntervalTrigger(seconds=seconds, start_date=start_at, timezone=UTC)
+
+
+def _is_repeated_wall_time(instant, tz):
+    local = instant.astimezone(tz)
+    return local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset()
+
+
+def _after_repeated_hour(instant, tz):
+    """The first whole minute after `instant` whose wall-clock time is not a repeat."""
+    probe = instant.replace(second=0, microsecond=0)
+    for _ in range(24 * 60):
+        probe += timedelta(minutes=1)
+        if not _is_repeated_wall_time(probe, tz):
+            return probe
+    raise RuntimeError(f"no end to the repeated hour after {instant}")
+
+
+def first_at_or_after(trigger, instant):
+    """The first fire time >= instant (aware, returned in UTC), or None if there is none."""
+    probe = instant.astimezone(UTC)
+    if not isinstance(trigger, CronTrigger):
+        found = trigger.get_next_fire_time(None, probe)
+        return None if found is None else found.astimezone(UTC)
+    tz = trigger.timezone
+    for _ in range(100):
+        if _is_repeated_wall_time(probe, tz):
+            probe = _after_repeated_hour(probe, tz)
+        found = trigger.get_next_fire_time(None, probe.astimezone(tz))
+        if found is None:
+            return None
+        found_utc = found.astimezone(UTC)
+        if found_utc < probe or _is_repeated_wall_time(found_utc, tz):
+            # Backwards, or the second occurrence of a wall-clock time: skip the repeat.
+            probe = _after_repeated_hour(max(found_utc, probe), tz)
+            continue
+        return found_utc
+    raise RuntimeError(f"could not find the next fire time after {instant}")
+
+
+def next_after(trigger, fire_time):
+    """The first fire time strictly after `fire_time` (UTC), or None."""
+    return first_at_or_after(trigger, fire_time + _MICROSECOND)
+
+
+def next_fire_times(trigger, after, count):
+    """The next `count` fire times at or after `after` (for previews and tests)."""
+    times = []
+    found = first_at_or_after(trigger, after)
+    while found is not None and len(times) < count:
+        times.append(found)
+        found = next_after(trigger, found)
+    return times
+
+
+def ceil_second(instant):
+    if instant.microsecond:
+        instant = instant.replace(microsecond=0) + timedelta(seconds=1)
+    return instant
+
+

@@ -1,0 +1,15 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from services.web import exposition, health
+from services.web.api import api
+
+urlpatterns = [
+    path("healthz", health.healthz),
+    path("readyz", health.readyz),
+    # Normally answered by RequestMetricsMiddleware before the Host check; see there.
+    path("metrics", exposition.metrics_view),
+    path("api/v1/", api.urls),
+    path("admin/", admin.site.urls),
+    path("demo/", include("demo.urls")),
+]

@@ -1,0 +1,47 @@
+"""Health endpoints for load balancers and orchestrators (no token needed)."""
+
+import time
+
+import pika
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+
+_broker_check = {"at": 0.0, "ok": False, "error": ""}
+BROKER_CHECK_TTL = 2.0  # seconds; a probe every second must not open a connection each time
+
+
+def healthz(request):
+    """The process is alive and serving requests."""
+    return JsonResponse({"status": "ok"})
+
+
+def _broker_ok():
+    now = time.monotonic()
+    if now - _broker_check["at"] > BROKER_CHECK_TTL:
+        try:
+            params = pika.URLParameters(settings.BROKER_URL)
+            params.socket_timeout = 2
+            params.blocked_connection_timeout = 2
+            params.connection_attempts = 1
+            pika.BlockingConnection(params).close()
+            _broker_check.update(ok=True, error="")
+        except Exception as exc:
+            _broker_check.update(ok=False, error=f"{type(exc).__name__}: {exc}"[:200])
+        _broker_check["at"] = now
+    return _broker_check["ok"], _broker_check["error"]
+
+
+def readyz(request):
+    """Ready for traffic: the database and the broker answer."""
+    checks = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"{type(exc).__name__}: {exc}"[:200]
+    ok, error = _broker_ok()
+    checks["broker"] = "ok" if ok else error
+    ready = all(v == "ok" for v in checks.values())
+    return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)

@@ -1,0 +1,259 @@
+"""/api/v1/schedules: list, create, update, enable/disable, delete, run now, fire history.
+
+Scopes: reading needs `read`; every change (and "run now") needs `admin`. Scheduled
+tasks belong to no token (only admin tokens see them in /api/v1/tasks), so a `write`
+token creating schedules could start tasks it may not see or cancel; admin only.
+Changes take effect in the running scheduler within SCHEDULER_POLL_SECONDS.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from ninja import Field, Query, Router, Schema
+from ninja.responses import Status
+from ninja.errors import HttpError
+from pydantic import ConfigDict, field_validator
+
+from conveyor.scheduling import firing
+from conveyor.scheduling.models import NAME_PATTERN, Fire, Schedule, ScheduleOrigin
+from conveyor.scheduling.triggers import InvalidSchedule
+from services.web.auth import require
+from services.web.errors import error_response
+from services.web.schemas import ErrorOut, TaskOut
+
+router = Router(tags=["schedules"])
+ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 503: ErrorOut}
+
+
+def _aware(value):
+    if value is not None and value.tzinfo is None:
+        raise ValueError("needs a time zone offset, e.g. 2026-01-01T08:00:00Z")
+    return value
+
+
+class ScheduleFields(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    task: str | None = Field(default=None, max_length=200, description="Catalog name, e.g. demo.tasks.add")
+    args: list[Any] | None = None
+    kwargs: dict[str, Any] | None = None
+    queue: str | None = Field(default=None, max_length=100, description="Default: the task's queue")
+    priority: int | None = Field(default=None, ge=-100, le=100, description="Default: the task's priority")
+    cron: str | None = Field(
+        default=None, max_length=200, description="Crontab 'min hour day month weekday' (0 and 7 = Sunday)"
+    )
+    timezone: str | None = Field(default=None, max_length=64, description="IANA name for cron; default UTC")
+    interval_seconds: int | None = Field(default=None, ge=1, le=366 * 86400, description="Instead of cron")
+    start_at: datetime | None = Field(default=None, description="Interval anchor; default: next whole second")
+    enabled: bool | None = None
+    coalesce: bool | None = Field(default=None, description="After downtime run once, not once per missed time")
+    misfire_grace_seconds: int | None = Field(default=None, ge=0, description="Skip fire times later than this; null = no limit")
+
+    @field_validator("start_at")
+    @classmethod
+    def _aware_start(cls, value):
+        return _aware(value)
+
+
+class ScheduleIn(ScheduleFields):
+    name: str = Field(pattern=NAME_PATTERN, max_length=200)
+    task: str = Field(max_length=200, description="Catalog name, e.g. demo.tasks.add")
+
+
+class ScheduleOut(Schema):
+    name: str
+    task: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    queue: str | None
+    priority: int | None
+    cron: str | None
+    timezone: str
+    interval_seconds: int | None
+    start_at: datetime | None
+    enabled: bool
+    coalesce: bool
+    misfire_grace_seconds: int | None
+    origin: str = Field(description="code: declared with @periodic; runtime: created in the admin or this API")
+    next_fire_time: datetime | None
+    last_fire_time: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class FireOut(Schema):
+    fire_time: datetime
+    outcome: str
+    manual: bool
+    missed_before: int
+    task_id: str | None
+    error: str
+    created_at: datetime
+
+
+def schedule_out(schedule):
+    return {
+        "name": schedule.name,
+        "task": schedule.task_path,
+        "args": schedule.args,
+        "kwargs": schedule.kwargs,
+        "queue": schedule.queue_name or None,
+        "priority": schedule.priority,
+        "cron": schedule.cron or None,
+        "timezone": schedule.timezone,
+        "interval_seconds": schedule.interval_seconds,
+        "start_at": schedule.start_at,
+        "enabled": schedule.enabled,
+        "coalesce": schedule.coalesce,
+        "misfire_grace_seconds": schedule.misfire_grace_seconds,
+        "origin": schedule.origin,
+        "next_fire_time": schedule.next_fire_time,
+        "last_fire_time": schedule.last_fire_time,
+        "created_at": schedule.created_at,
+        "updated_at": schedule.updated_at,
+    }
+
+
+# API field -> model field; None in the payload clears the nullable ones.
+_FIELDS = {
+    "task": "task_path", "args": "args", "kwargs": "kwargs", "queue": "queue_name", "priority": "priority",
+    "cron": "cron", "timezone": "timezone", "interval_seconds": "interval_seconds", "start_at": "start_at",
+    "enabled": "enabled", "coalesce": "coalesce", "misfire_grace_seconds": "misfire_grace_seconds",
+}
+_NOT_NULL = {"task": None, "args": [], "kwargs": {}, "queue": "", "cron": "", "timezone": "UTC",
+             "enabled": True, "coalesce": True}
+
+
+def _apply(schedule, payload):
+    for name in payload.model_fields_set & set(_FIELDS):
+        value = getattr(payload, name)
+        if value is None and name in _NOT_NULL:
+            if name == "task":
+                raise InvalidSchedule("task cannot be null")
+            value = _NOT_NULL[name]
+        setattr(schedule, _FIELDS[name], value)
+    if "interval_seconds" in payload.model_fields_set and "start_at" not in payload.model_fields_set:
+        schedule.start_at = None  # a new interval re-anchors at the next whole second
+    schedule.validate_definition()
+
+
+def _get(name, lock=False):
+    queryset = Schedule.objects.select_for_update() if lock else Schedule.objects.all()
+    try:
+        return queryset.get(name=name)
+    except Schedule.DoesNotExist:
+        raise HttpError(404, f"no schedule {name!r}") from None
+
+
+@router.get("", response={200: list[ScheduleOut], **ERRORS}, summary="List schedules")
+def list_schedules(request, enabled: bool | None = None):
+    """Every schedule (declared in code and created at runtime), by name."""
+    require(request, "read")
+    queryset = Schedule.objects.all()
+    if enabled is not None:
+        queryset = queryset.filter(enabled=enabled)
+    return [schedule_out(s) for s in queryset.order_by("name")]
+
+
+@router.post("", response={201: ScheduleOut, **ERRORS}, summary="Create a schedule")
+def create_schedule(request, payload: ScheduleIn):
+    """Give exactly one of `cron` (with `timezone`) or `interval_seconds`. Fires from the next due time on."""
+    require(request, "admin")
+    schedule = Schedule(name=payload.name, origin=ScheduleOrigin.RUNTIME)
+    _apply(schedule, payload)
+    try:
+        with transaction.atomic():
+            schedule.save()
+    except IntegrityError:
+        return error_response(409, "schedule_exists", f"a schedule named {payload.name!r} exists")
+    return Status(201, schedule_out(schedule))
+
+
+@router.get("/{name}", response={200: ScheduleOut, **ERRORS}, summary="Get a schedule")
+def get_schedule(request, name: str):
+    require(request, "read")
+    return schedule_out(_get(name))
+
+
+@router.patch("/{name}", response={200: ScheduleOut, **ERRORS}, summary="Update a schedule")
+def update_schedule(request, name: str, payload: ScheduleFields):
+    """Change any field; a change of timing (cron, timezone, interval, start_at, enabled)
+    restarts its fire times from now (no catch-up for the old timing)."""
+    require(request, "admin")
+    with transaction.atomic():
+        schedule = _get(name, lock=True)
+        _apply(schedule, payload)
+        schedule.save()
+    return schedule_out(schedule)
+
+
+def _set_enabled(name, enabled):
+    with transaction.atomic():
+        schedule = _get(name, lock=True)
+        if schedule.enabled != enabled:
+            schedule.enabled = enabled
+            schedule.save()
+    return schedule_out(schedule)
+
+
+@router.post("/{name}/enable", response={200: ScheduleOut, **ERRORS}, summary="Enable a schedule")
+def enable_schedule(request, name: str):
+    """Fires from its next due time on; fire times while it was disabled are not caught up."""
+    require(request, "admin")
+    return _set_enabled(name, True)
+
+
+@router.post("/{name}/disable", response={200: ScheduleOut, **ERRORS}, summary="Disable a schedule")
+def disable_schedule(request, name: str):
+    require(request, "admin")
+    return _set_enabled(name, False)
+
+
+@router.delete("/{name}", response={204: None, **ERRORS}, summary="Delete a schedule")
+def delete_schedule(request, name: str):
+    """Deletes a runtime schedule and its fire history (its tasks stay). A schedule declared
+    in code would come back at the next sync: disable it, or remove it from the code."""
+    require(request, "admin")
+    with transaction.atomic():
+        schedule = _get(name, lock=True)
+        if schedule.origin == ScheduleOrigin.CODE:
+            return error_response(
+                409, "declared_in_code", f"{name!r} is declared in code; disable it or remove it from the code"
+            )
+        schedule.delete()
+    return Status(204, None)
+
+
+@router.post("/{name}/run", response={202: TaskOut, **ERRORS}, summary="Run a schedule now")
+def run_schedule(request, name: str):
+    """Enqueue its task once, now (even if disabled); its timing is unchanged. The task
+    records the schedule and the moment of the request as its fire time."""
+    from services.web.api import api, task_out
+
+    require(request, "admin")
+    record = firing.run_now(_get(name))
+    response = api.create_response(request, task_out(record), status=202)
+    response["Location"] = f"/api/v1/tasks/{record.id}"
+    return response
+
+
+class FireFilters(Schema):
+    limit: int = Field(default=50, ge=1, le=500)
+    outcome: str | None = None
+
+
+@router.get("/{name}/fires", response={200: list[FireOut], **ERRORS}, summary="Recent fires of a schedule")
+def list_fires(request, name: str, filters: Query[FireFilters]):
+    """Newest first: each handled fire time, its outcome (enqueued, missed, failed) and task."""
+    require(request, "read")
+    queryset = Fire.objects.filter(schedule=_get(name))
+    if filters.outcome:
+        queryset = queryset.filter(outcome=filters.outcome)
+    return [
+        {
+            "fire_time": f.fire_time, "outcome": f.outcome, "manual": f.manual, "missed_before": f.missed_before,
+            "task_id": str(f.task_id) if f.task_id else None, "error": f.error, "created_at": f.created_at,
+        }
+        for f in queryset.order_by("-fire_time")[: filters.limit]
+    ]

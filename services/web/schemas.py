@@ -1,0 +1,102 @@
+"""Request and response shapes of the HTTP API (they make the OpenAPI schema)."""
+
+from datetime import datetime
+from typing import Any
+
+from ninja import Schema
+from pydantic import ConfigDict, Field, field_validator
+
+
+class TaskIn(Schema):
+    # Unknown fields (status, id, owner, attempts...) are refused, never ignored.
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(description="Catalog name, e.g. demo.tasks.add", max_length=200)
+    args: list[Any] = Field(default_factory=list)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    queue: str | None = Field(default=None, description="Defaults to the task's queue")
+    priority: int | None = Field(default=None, ge=-100, le=100, description="-100..100, higher runs first")
+    run_after: datetime | None = Field(default=None, description="Do not start before (ISO 8601 with offset)")
+
+    @field_validator("run_after")
+    @classmethod
+    def _aware(cls, value):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("run_after needs a time zone offset, e.g. 2026-01-01T08:00:00Z")
+        return value
+
+
+class BatchIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    tasks: list[TaskIn] = Field(min_length=1, max_length=1000)
+
+
+class TaskError(Schema):
+    exception_class_path: str
+    message: str = ""
+    traceback: str = ""
+    attempt: int | None = None
+    at: str | None = None
+
+
+class TaskOut(Schema):
+    id: str
+    task: str
+    queue: str
+    priority: int
+    status: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    attempts: int
+    return_value: Any = None
+    errors: list[TaskError]
+    failure_reason: str
+    progress: Any = None
+    source: str
+    idempotency_key: str | None = None
+    enqueued_at: datetime
+    run_after: datetime | None = None
+    started_at: datetime | None = None
+    last_attempted_at: datetime | None = None
+    finished_at: datetime | None = None
+    worker_ids: list[str]
+    schedule: str | None = Field(default=None, description="The schedule that fired this task, if any")
+    fire_time: datetime | None = Field(default=None, description="The fire time it was fired for")
+
+
+class TaskPage(Schema):
+    items: list[TaskOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last")
+
+
+class BatchOut(Schema):
+    tasks: list[TaskOut]
+
+
+class Parameter(Schema):
+    name: str
+    kind: str
+    required: bool
+    type: str | None = None
+    default: Any = None
+
+
+class CatalogTask(Schema):
+    name: str
+    description: str
+    queue: str
+    priority: int
+    max_retries: int
+    time_limit_seconds: float
+    parameters: list[Parameter]
+
+
+class ErrorBody(Schema):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorOut(Schema):
+    error: ErrorBody

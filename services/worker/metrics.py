@@ -1,0 +1,92 @@
+"""Dramatiq middleware exporting Conveyor's task metrics (conveyor/metrics.py).
+
+List it before Lifecycle and Dramatiq's Retries: "after" hooks run in reverse order,
+so this one sees the verdict Retries leaves on the message (`message.failed` once
+the retries are exhausted) and counts a retried attempt as a retry, not a failure.
+
+The metrics are written to PROMETHEUS_MULTIPROC_DIR and served, with Dramatiq's own
+`dramatiq_*` metrics, by the exposition process of dramatiq's Prometheus middleware
+(dramatiq_prom_host:dramatiq_prom_port, one per container).
+"""
+
+import logging
+import threading
+import time
+
+from dramatiq.middleware import Middleware
+
+from conveyor import metrics
+
+logger = logging.getLogger(__name__)
+
+UNKNOWN_TASK = "<unknown>"
+
+
+def _waiting_since(message):
+    """When the message became runnable: its enqueue time, or the end of its retry backoff."""
+    enqueued = message.message_timestamp / 1000
+    eta = message.options.get("eta")
+    return max(enqueued, eta / 1000) if eta else enqueued
+
+
+def _task_label(broker, message):
+    # Anyone who can publish could otherwise create one series per made-up actor name.
+    return message.actor_name if message.actor_name in broker.actors else UNKNOWN_TASK
+
+
+class TaskMetrics(Middleware):
+    def __init__(self):
+        # message_id -> (wall clock start, monotonic start); threads share this middleware.
+        self._started = {}
+        self._lock = threading.Lock()
+
+    def after_worker_boot(self, broker, worker):
+        metrics.WORKER_PROCESSES.set(1)
+        metrics.WORKER_THREADS.set(worker.worker_threads)
+        # Create every series at zero so that the first failure or dead letter is a
+        # visible increase (rate() and increase() cannot see a series' first sample).
+        for reason in metrics.DEAD_LETTER_REASONS:
+            metrics.DEAD_LETTERS.labels(reason=reason)
+        try:
+            from conveyor import catalog
+
+            for entry in catalog.entries():
+                labels = {"task": entry.path, "queue": entry.task.queue_name}
+                for status in metrics.TASK_STATUSES:
+                    metrics.TASKS_FINISHED.labels(status=status, **labels)
+                metrics.TASK_RETRIES.labels(**labels)
+        except Exception:  # metrics must never stop a worker from booting
+            logger.exception("Could not pre-create task metric series")
+
+    def after_worker_shutdown(self, broker, worker):
+        metrics.WORKER_PROCESSES.set(0)
+        metrics.WORKER_THREADS.set(0)
+
+    def before_process_message(self, broker, message):
+        with self._lock:
+            self._started[message.message_id] = (time.time(), time.monotonic())
+        metrics.TASKS_IN_PROGRESS.labels(task=_task_label(broker, message), queue=message.queue_name).inc()
+
+    def after_process_message(self, broker, message, *, result=None, exception=None):
+        with self._lock:
+            started = self._started.pop(message.message_id, None)
+        if started is None:
+            return
+        wall_start, mono_start = started
+        task, queue = _task_label(broker, message), message.queue_name
+        metrics.TASKS_IN_PROGRESS.labels(task=task, queue=queue).dec()
+        metrics.TASK_DURATION.labels(task=task, queue=queue).observe(time.monotonic() - mono_start)
+        metrics.TASK_QUEUE_WAIT.labels(task=task, queue=queue).observe(max(0.0, wall_start - _waiting_since(message)))
+        if exception is None:
+            metrics.TASKS_FINISHED.labels(task=task, queue=queue, status="SUCCESSFUL").inc()
+        elif message.failed:
+            metrics.TASKS_FINISHED.labels(task=task, queue=queue, status="FAILED").inc()
+        else:
+            metrics.TASK_RETRIES.labels(task=task, queue=queue).inc()
+
+    def after_skip_message(self, broker, message):
+        # Cancelled, a duplicate of a finished task, or no record: it did not run.
+        with self._lock:
+            started = self._started.pop(message.message_id, None)
+        if started is not None:
+            metrics.TASKS_IN_PROGRESS.labels(task=_task_label(broker, message), queue=message.queue_name).dec()
