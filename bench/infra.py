@@ -15,6 +15,9 @@ from pathlib import Path
 
 import psycopg
 
+# The benchmark starts its servers on ports picked the same way the tests pick them.
+from tests.support.ports import free_port  # noqa: F401 (used as infra.free_port)
+
 ROOT = Path(__file__).resolve().parent.parent
 RABBIT_HOST = os.environ.get("BENCH_RABBITMQ_HOST", "127.0.0.1:5672")
 PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
@@ -171,11 +174,3 @@ def python_env(_without=(), **extra):
     for name in _without:
         env.pop(name, None)
     return env
-
-
-def free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from tests.deploy import compose
 from tests.deploy.compose import ROOT
+from tests.support.ports import free_port
 
 VENV = Path(sys.executable).parent.parent
 
@@ -29,12 +30,6 @@ VENV = Path(sys.executable).parent.parent
 def port_free(port):
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) != 0
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def image_environment():

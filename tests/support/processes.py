@@ -11,6 +11,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tests.support.ports import free_port  # noqa: F401 (tests import it from here)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -63,14 +65,6 @@ class Service:
 
     def output(self):
         return self.log_path.read_text(errors="replace")
-
-
-def free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class System:

@@ -7,6 +7,8 @@ import subprocess
 import tempfile
 import time
 
+from tests.support.ports import free_port
+
 
 def rabbitmqctl(*args, node=None, check=True, timeout=60):
     cmd = ["rabbitmqctl", "-q"]
@@ -22,12 +24,6 @@ def create_vhost(name):
 
 def delete_vhost(name):
     rabbitmqctl("delete_vhost", name, check=False)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PrivateNode:
