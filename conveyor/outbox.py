@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import dramatiq
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -61,10 +61,20 @@ def publish(pairs):
             # They keep their lease; a relay publishes them once it runs out.
             OutboxEntry.objects.filter(pk__in=rejected).update(last_error="nacked or returned as unroutable by RabbitMQ")
     if done or skipped:
-        OutboxEntry.objects.filter(pk__in=done + skipped).delete()
+        _delete(done + skipped)
     if expired:
         logger.warning("Left %d tasks whose lease ran out to the relay", expired)
     return len(done)
+
+
+def _delete(ids):
+    """One DELETE statement. QuerySet.delete() would first run Django's deletion collector
+    (signals, cascades: an outbox entry has neither) in a transaction of its own; that was
+    a tenth of a web process's CPU per task when publishing one task per request."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {OutboxEntry._meta.db_table} WHERE id IN ({', '.join(['%s'] * len(ids))})", ids
+        )
 
 
 def claim_due(limit=CLAIM_LIMIT):

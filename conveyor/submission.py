@@ -10,7 +10,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
 from conveyor import catalog, metrics
@@ -66,9 +67,7 @@ def submit_many(records, *, source=TaskSource.API, owner=None):
         record.source = source
         record.owner = owner
         record.enqueued_at = now
-    with transaction.atomic():
-        TaskRecord.objects.bulk_create(records)
-        entries = OutboxEntry.objects.bulk_create([_outbox_entry(r, now) for r in records])
+    entries = _insert(records, now)
     due = [(entry, record) for entry, record in zip(entries, records) if entry.locked_until]
     if due:
         from conveyor.publisher import publisher
@@ -77,6 +76,57 @@ def submit_many(records, *, source=TaskSource.API, owner=None):
     for record in records:
         metrics.TASKS_ACCEPTED.labels(task=record.task_path, source=source).inc()
     return records
+
+
+def _insert(records, now):
+    """Insert the task rows and their outbox entries atomically; return the entries in order."""
+    using = router.db_for_write(TaskRecord)
+    if connections[using].vendor == "postgresql" and len(records) <= settings.CONVEYOR_MAX_BATCH:
+        return _insert_in_one_statement(records, now, using)
+    with transaction.atomic(using=using):
+        TaskRecord.objects.using(using).bulk_create(records)
+        return OutboxEntry.objects.using(using).bulk_create([_outbox_entry(r, now) for r in records])
+
+
+def _insert_in_one_statement(records, now, using):
+    """PostgreSQL: both inserts in one data-modifying CTE, so one round trip and no BEGIN/COMMIT.
+
+    A single statement is atomic on its own, and inside a caller's transaction it is
+    part of it. Django's own compiler writes the task INSERT (columns, defaults,
+    auto_now_add, JSON adaptation), so the statement follows the model. Measured on
+    the web's hot path: two bulk_create calls in a transaction were about a third of
+    a web process's CPU per accepted task (README, "Performance").
+    """
+    query = InsertQuery(TaskRecord)
+    query.insert_values(TaskRecord._meta.concrete_fields, records)
+    [(task_sql, task_params)] = query.get_compiler(using=using).as_sql()
+    outbox = OutboxEntry._meta
+    columns = ", ".join(
+        outbox.get_field(name).column
+        for name in ("task", "available_at", "locked_until", "attempts", "last_error", "created_at")
+    )
+    # Same rule as _outbox_entry: a due task is leased to this process's publisher.
+    sql = (
+        f"WITH task AS ({task_sql} RETURNING id, run_after) "
+        f"INSERT INTO {outbox.db_table} ({columns}) "
+        "SELECT id, COALESCE(run_after, %s), CASE WHEN run_after IS NULL OR run_after <= %s THEN %s END, 0, '', %s "
+        "FROM task RETURNING id, task_id, available_at, locked_until"
+    )
+    lease = timedelta(seconds=settings.CONVEYOR_OUTBOX_LEASE_SECONDS)
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, (*task_params, now, now, now + lease, now))
+        rows = {task_id: (entry_id, available_at, locked_until) for entry_id, task_id, available_at, locked_until in cursor}
+    entries = []
+    for record in records:
+        record._state.adding, record._state.db = False, using
+        entry_id, available_at, locked_until = rows[record.id]
+        entry = OutboxEntry(
+            id=entry_id, task=record, available_at=available_at, locked_until=locked_until,
+            attempts=0, last_error="", created_at=now,
+        )
+        entry._state.adding, entry._state.db = False, using
+        entries.append(entry)
+    return entries
 
 
 def submit(record, *, source=TaskSource.API, owner=None, idempotency_key=None):
