@@ -7,6 +7,7 @@ statements bind only the values that vary (measured: parameter quoting was a vis
 share of a worker's CPU per task).
 """
 
+import functools
 import json
 import uuid
 from datetime import UTC
@@ -45,20 +46,34 @@ def mark_running(task_id, worker_id, redelivered=True):
     mid-task leaves its task RUNNING and RabbitMQ redelivers it. A fresh message for
     a RUNNING task is a duplicate publish while another worker runs it: skipped.
     """
-    allowed = f"('{READY}', '{RUNNING}')" if redelivered else f"('{READY}')"
-    sql = (
-        f"UPDATE {TABLE} SET status = '{RUNNING}', attempts = attempts + 1, "
-        f"started_at = COALESCE(started_at, {_now()}), last_attempted_at = {_now()}, "
-        f"worker_ids = {_append('worker_ids')} "
-        f"WHERE id = %s AND status IN {allowed} RETURNING attempts, started_at, last_attempted_at, worker_ids"
-    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [json.dumps(worker_id), _id(task_id)])
+        cursor.execute(_running_sql(connection.vendor, redelivered), [json.dumps(worker_id), _id(task_id)])
         row = cursor.fetchone()
     if row is None:
         return None
     attempts, started_at, last_attempted_at, worker_ids = row
     return attempts, _datetime(started_at), _datetime(last_attempted_at), _loads(worker_ids)
+
+
+# The statements are built once per database vendor: string formatting on every task
+# showed up in the worker's profile.
+@functools.cache
+def _running_sql(vendor, redelivered):
+    allowed = f"('{READY}', '{RUNNING}')" if redelivered else f"('{READY}')"
+    return (
+        f"UPDATE {TABLE} SET status = '{RUNNING}', attempts = attempts + 1, "
+        f"started_at = COALESCE(started_at, {_now()}), last_attempted_at = {_now()}, "
+        f"worker_ids = {_append('worker_ids')} "
+        f"WHERE id = %s AND status IN {allowed} RETURNING attempts, started_at, last_attempted_at, worker_ids"
+    )
+
+
+@functools.cache
+def _successful_sql(vendor):
+    return (
+        f"UPDATE {TABLE} SET status = '{TaskStatus.SUCCESSFUL.value}', return_value = {_json_param()}, "
+        f"finished_at = {_now()} WHERE id = %s AND status = '{RUNNING}' RETURNING finished_at"
+    )
 
 
 def status_of(task_id):
@@ -67,11 +82,7 @@ def status_of(task_id):
 
 def mark_successful(task_id, return_value):
     """RUNNING -> SUCCESSFUL with its return value. Returns finished_at."""
-    sql = (
-        f"UPDATE {TABLE} SET status = '{TaskStatus.SUCCESSFUL.value}', return_value = {_json_param()}, "
-        f"finished_at = {_now()} WHERE id = %s AND status = '{RUNNING}' RETURNING finished_at"
-    )
-    return _returning(sql, [json.dumps(return_value), _id(task_id)])
+    return _returning(_successful_sql(connection.vendor), [json.dumps(return_value), _id(task_id)])
 
 
 def mark_failed_attempt(task_id, error, final, failure_reason=""):
