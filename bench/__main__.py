@@ -200,6 +200,11 @@ def main():
                 result["profile"] = profile.run(system, cfg, token, RESULTS)
     finally:
         log("cleaning up processes, vhosts and database")
+        # This process's publisher thread first: deleting its vhost under an open
+        # connection makes pika log a reset connection when the thread next wakes up.
+        from conveyor.publisher import publisher
+
+        publisher.stop()
         cleanup.run()
 
     result["machine"]["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -19,6 +19,9 @@ from conveyor import batch_publish
 logger = logging.getLogger(__name__)
 
 
+_STOP = object()  # handed over by stop(): publish what came before it, close, end the thread
+
+
 class Publisher:
     BATCH = 500
 
@@ -45,7 +48,7 @@ class Publisher:
                 self._thread = threading.Thread(target=self._run, name="conveyor-publisher", daemon=True)
                 self._thread.start()
                 # A script that enqueues and exits should not leave its tasks to the relay.
-                atexit.register(self.flush)
+                atexit.register(self.stop)
 
     def _take_batch(self):
         try:
@@ -59,29 +62,55 @@ class Publisher:
                 # Longer idle: the broker connection too (nothing answers its heartbeats).
                 batch_publish.close()
                 pairs = self._queue.get()
-        taken = 1
+        if pairs is _STOP:
+            return [], 1, True
+        pairs, taken = list(pairs), 1
         while len(pairs) < self.BATCH:
             try:
-                pairs.extend(self._queue.get_nowait())
-                taken += 1
+                more = self._queue.get_nowait()
             except queue.Empty:
                 break
-        return pairs, taken
+            taken += 1
+            if more is _STOP:
+                return pairs, taken, True
+            pairs.extend(more)
+        return pairs, taken, False
 
     def _run(self):
         from conveyor import outbox
 
-        while True:
-            pairs, taken = self._take_batch()
+        stopping = False
+        while not stopping:
+            pairs, taken, stopping = self._take_batch()
             try:
-                outbox.publish(pairs)
+                if pairs:
+                    outbox.publish(pairs)
             except Exception:
                 logger.exception("Publisher failed; %d tasks wait in the outbox for a relay", len(pairs))
                 time.sleep(0.5)
             finally:
                 close_old_connections()
+                if stopping:
+                    # Closing here, while the broker is still there, rather than on a later
+                    # idle timeout, which would find the connection dead and log an error.
+                    batch_publish.close()
+                    connections.close_all()
                 for _ in range(taken):
                     self._queue.task_done()
+
+    def stop(self, timeout=5.0):
+        """Publish what was handed over, close the broker connection and end the thread.
+
+        The next publish() starts a new thread. Returns False if the thread did not end in time.
+        """
+        import os
+
+        thread = self._thread
+        if thread is None or not thread.is_alive() or self._pid != os.getpid():
+            return True
+        self._queue.put(_STOP)
+        thread.join(timeout)
+        return not thread.is_alive()
 
     def flush(self, timeout=5.0):
         """Wait until everything handed over so far was tried (used at exit and in tests)."""

@@ -22,6 +22,11 @@ def pytest_sessionstart(session):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    # Close this process's publisher connection while its vhost still exists; closing it
+    # at exit, after the vhost is gone, makes pika log a reset connection.
+    from conveyor.publisher import publisher
+
+    publisher.stop()
     if shutil.which("rabbitmqctl"):
         rabbitmq.delete_vhost(os.environ["CONVEYOR_TEST_VHOST"])
 

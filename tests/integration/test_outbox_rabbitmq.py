@@ -52,6 +52,24 @@ def test_accepted_tasks_reach_the_queue_and_leave_the_outbox():
     purge("reports")
 
 
+def test_stopping_the_publisher_publishes_what_was_handed_over_and_closes_its_connection():
+    purge("reports")
+    # Given tasks handed over to the publisher thread
+    make_records(3)
+    thread = publisher._thread
+    # When the publisher is stopped (as at exit)
+    assert publisher.stop()
+    # Then they were published first, its thread ended and no connection of it is left open
+    assert queue_depth("reports") == 3
+    assert OutboxEntry.objects.count() == 0
+    assert not thread.is_alive()
+    # And the next hand-over starts a new thread that publishes as before
+    make_records(2)
+    assert publisher.flush(10)
+    assert queue_depth("reports") == 5
+    purge("reports")
+
+
 def test_relay_publishes_entries_whose_lease_ran_out():
     purge("reports")
     # Given tasks whose publisher died before publishing (entry still leased, lease expired)
