@@ -211,7 +211,7 @@ def main():
     result["created"] = {"process_groups": infra.started_pids, "vhosts": infra.vhosts, "databases": infra.databases}
     result.update(config=cfg.as_dict(), counts=counts, skipped=skipped, errors=ERRORS, figures=figures.summaries(),
                   seconds=round(time.monotonic() - began, 1))
-    result["ratios"] = report.ratios(result["figures"], cfg)
+    result["ratios"] = report.ratios(result["figures"], cfg, skipped)
     text = report.table(result)
     print("\n" + text + f"\n\nTook {result['seconds']:.0f} s.")
     stamp = result["started_at"].replace(":", "").replace("+0000", "")

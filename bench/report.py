@@ -19,12 +19,6 @@ def _num(value, unit):
     return f"{value:,.0f}"
 
 
-def _ratio(num, den):
-    if not num or not den or not den["median"]:
-        return None
-    return num["median"] / den["median"]
-
-
 # (key, label, unit) in print order; keys index the `figures` dict.
 ROWS = [
     ("machine.publish", "pika publish, confirms in batches", "msg/s"),
@@ -63,40 +57,53 @@ def rows(cfg):
     return ROWS[:-2] + scale + ROWS[-2:]
 
 
-def ratios(figures, cfg):
-    """(label, value, target text, met?) for every ratio the issue sets a target for."""
-    f = figures.get
+def _missing(key, skipped):
+    return skipped.get(key) or skipped.get(key.split(".")[0]) or "not measured"
+
+
+def ratios(figures, cfg, skipped=None):
+    """(label, value, target text, met?) for every ratio the issue sets a target for.
+
+    A ratio without a value says why (`why`): a figure was skipped or not measured, or
+    its denominator was 0, as CPU time can be in a tiny run (it is counted in 10 ms ticks).
+    """
+    skipped = skipped or {}
     out = []
 
-    def add(label, value, target=None, ok=None):
-        out.append({"label": label, "value": value, "target": target, "met": ok})
+    def add(label, value, why=None, target=None, limit=None):
+        met = None if value is None or limit is None else limit(value)
+        out.append({"label": label, "value": value, "why": why if value is None else None, "target": target, "met": met})
 
-    drain2, drain1 = f("conveyor.drain2"), f("conveyor.drain1")
-    celery, dramatiq_, consume = f("celery.drain"), f("dramatiq.drain"), f("machine.consume")
-    r = _ratio(drain2, celery)
-    add("Conveyor drain (2 proc) / Celery", r, ">= 1.5", None if r is None else r >= 1.5)
-    r = _ratio(drain2, dramatiq_)
-    add("Conveyor drain (2 proc) / bare Dramatiq", r, ">= 0.6", None if r is None else r >= 0.6)
-    add("Conveyor drain (1 proc) / Celery", _ratio(drain1, celery))
-    add("Conveyor drain (2 proc) / pika consume", _ratio(drain2, consume))
-    add("bare Dramatiq / pika consume", _ratio(dramatiq_, consume))
-    add("Celery / pika consume", _ratio(celery, consume))
-    add("CPU per task: Conveyor (2 proc) / bare Dramatiq", _ratio(f("cpu.conveyor2"), f("cpu.dramatiq")))
-    add("CPU per task: Conveyor (2 proc) / Celery", _ratio(f("cpu.conveyor2"), f("cpu.celery")))
-    r = _ratio(f("submit.http_single"), f("submit.http_baseline"))
-    add("HTTP 1 task/request / bare one-insert view", r, ">= 0.8", None if r is None else r >= 0.8)
-    batch = f("submit.http_batch")
-    add("HTTP batches (tasks/s)", batch and batch["median"], ">= 5000", None if not batch else batch["median"] >= 5000)
-    p99 = f("latency.start_p99")
-    add("enqueue -> start p99 (ms)", p99 and p99["median"], "<= 25", None if not p99 else p99["median"] <= 25)
+    def ratio(label, num, den, target=None, limit=None):
+        for key in (num, den):
+            if figures.get(key) is None:
+                return add(label, None, _missing(key, skipped), target, limit)
+        if not figures[den]["median"]:
+            return add(label, None, f"{den} measured 0: too short a run to count", target, limit)
+        add(label, figures[num]["median"] / figures[den]["median"], None, target, limit)
+
+    def single(label, key, target, limit):
+        figure = figures.get(key)
+        add(label, figure and figure["median"], None if figure else _missing(key, skipped), target, limit)
+
+    ratio("Conveyor drain (2 proc) / Celery", "conveyor.drain2", "celery.drain", ">= 1.5", lambda r: r >= 1.5)
+    ratio("Conveyor drain (2 proc) / bare Dramatiq", "conveyor.drain2", "dramatiq.drain", ">= 0.6", lambda r: r >= 0.6)
+    ratio("Conveyor drain (1 proc) / Celery", "conveyor.drain1", "celery.drain")
+    ratio("Conveyor drain (2 proc) / pika consume", "conveyor.drain2", "machine.consume")
+    ratio("bare Dramatiq / pika consume", "dramatiq.drain", "machine.consume")
+    ratio("Celery / pika consume", "celery.drain", "machine.consume")
+    ratio("CPU per task: Conveyor (2 proc) / bare Dramatiq", "cpu.conveyor2", "cpu.dramatiq")
+    ratio("CPU per task: Conveyor (2 proc) / Celery", "cpu.conveyor2", "cpu.celery")
+    ratio("HTTP 1 task/request / bare one-insert view", "submit.http_single", "submit.http_baseline", ">= 0.8",
+          lambda r: r >= 0.8)
+    single("HTTP batches (tasks/s)", "submit.http_batch", ">= 5000", lambda v: v >= 5000)
+    single("enqueue -> start p99 (ms)", "latency.start_p99", "<= 25", lambda v: v <= 25)
     for procs in cfg.scale_processes:
-        eff = f(f"scale.efficiency.{procs}")
-        target = ">= 0.9" if procs == max(cfg.scale_processes) else None
-        add(f"I/O scaling efficiency, {procs} proc", eff and eff["median"], target,
-            None if not eff or target is None else eff["median"] >= 0.9)
-    for key, label, limit in (("memory.worker", "worker RSS (MB)", 120), ("memory.web", "web RSS (MB)", 150)):
-        mem = f(key)
-        add(label, mem and mem["median"], f"<= {limit}", None if not mem else mem["median"] <= limit)
+        last = procs == max(cfg.scale_processes)
+        single(f"I/O scaling efficiency, {procs} proc", f"scale.efficiency.{procs}", ">= 0.9" if last else None,
+               (lambda v: v >= 0.9) if last else None)
+    single("worker RSS (MB)", "memory.worker", "<= 120", lambda v: v <= 120)
+    single("web RSS (MB)", "memory.web", "<= 150", lambda v: v <= 150)
     return out
 
 
@@ -133,7 +140,8 @@ def table(result):
     for r in result["ratios"]:
         value = "-" if r["value"] is None else f"{r['value']:,.2f}"
         met = {True: "yes", False: "NO", None: ""}[r["met"]]
-        lines.append(f"{r['label']:<52} {value:>10} {r['target'] or '':>10}  {met}")
+        why = f"  ({r['why']})" if r.get("why") else ""
+        lines.append(f"{r['label']:<52} {value:>10} {r['target'] or '':>10}  {met}{why}".rstrip())
     return "\n".join(lines)
 
 
