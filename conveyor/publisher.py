@@ -113,7 +113,7 @@ class Publisher:
         return not thread.is_alive()
 
     def flush(self, timeout=5.0):
-        """Wait until everything handed over so far was tried (used at exit and in tests)."""
+        """Wait until everything handed over so far was tried (the scheduler at shutdown, tests)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._queue.unfinished_tasks == 0:

@@ -44,7 +44,8 @@ def _validation_details(errors):
             message = f"field {'.'.join(loc)!r} may not be set by a client"
         else:
             message = err.get("msg", "invalid")
-        details.append({"field": ".".join(loc), "error": message})
+        # An error about the body as a whole (a JSON list instead of an object) has no field.
+        details.append({"field": ".".join(loc) or "body", "error": message})
     return details
 
 

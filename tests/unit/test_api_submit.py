@@ -14,6 +14,16 @@ def post(client, body, path="/api/v1/tasks", **headers):
     return client.post(path, data=data, content_type="application/json", **headers)
 
 
+def test_a_body_that_is_not_an_object_is_refused_naming_the_body(api):
+    # Given a JSON list where an object is expected; When it is submitted
+    response = post(api, [{"task": "demo.tasks.noop"}])
+    # Then 400, and the message names the body rather than an empty field
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert error["message"].startswith("body: ")
+
+
 def test_submit_answers_202_with_location_and_stores_row_and_outbox_entry(api):
     # Given a write token; When add(4, 6) is submitted
     response = post(api, {"task": "demo.tasks.add", "args": [4, 6]})
