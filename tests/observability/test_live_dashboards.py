@@ -13,14 +13,17 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 
 from tests.observability.support import ROOT, Prometheus, dashboard_queries, loopback_config, require_binary
 from tests.support.processes import Service, System, free_port, http, wait_for
 
-# transaction=True: the processes must see the rows this test writes (and pytest-django
-# creates the test database only for tests marked django_db).
-pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+# No django_db mark: the tests only ask Prometheus. The module's `live` fixture writes its
+# rows outside any test transaction (the processes must see them) and empties the database
+# once its processes have stopped. A per-test flush would TRUNCATE every table under the
+# running scheduler and workers, and once deadlocked with them.
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 FINAL = {"SUCCESSFUL", "FAILED", "CANCELLED"}
 TASK_FOR_VARIABLE = "demo.tasks.flaky"  # the per-task dashboard's $task in this test
@@ -60,15 +63,14 @@ def live(django_db_setup, django_db_blocker):
     require_binary("prometheus")
     with django_db_blocker.unblock():
         from conveyor import tokens
-        from conveyor.core.models import ApiToken, OutboxEntry, TaskRecord
 
-        token, secret = tokens.create("observability-test", ["admin"])
+        _, secret = tokens.create("observability-test", ["admin"])
         # A schedule that fires every second, so the scheduler panels have real fires.
         from conveyor.scheduling.models import Schedule
 
         # Its tasks go to the "reports" queue, which the mix below never uses, so the
         # counts of the mix stay exact (RUN_FINISHED).
-        every_second = Schedule.objects.create(
+        Schedule.objects.create(
             name="live-every-second", task_path="demo.tasks.noop", queue_name="reports", interval_seconds=1
         )
         env = {"DATABASE_URL": database_url(), "BROKER_URL": os.environ["BROKER_URL"], "DJANGO_DEBUG": "true"}
@@ -115,10 +117,7 @@ def live(django_db_setup, django_db_blocker):
         finally:
             system.stop()
             prometheus.stop()
-            Schedule.objects.filter(pk=every_second.pk).delete()
-            TaskRecord.objects.filter(owner=token).delete()
-            OutboxEntry.objects.all().delete()
-            ApiToken.objects.filter(pk=token.pk).delete()
+            call_command("flush", interactive=False, verbosity=0)
 
 
 def run_mix(system, secret):
