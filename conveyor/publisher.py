@@ -8,6 +8,7 @@ this thread cannot publish stays leased in the outbox and a relay takes it later
 
 import atexit
 import logging
+import os
 import queue
 import threading
 import time
@@ -36,8 +37,6 @@ class Publisher:
         self._queue.put(list(pairs))
 
     def _ensure_thread(self):
-        import os
-
         # After a fork (gunicorn) the parent's thread does not exist in the child.
         if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
             return
@@ -103,8 +102,6 @@ class Publisher:
 
         The next publish() starts a new thread. Returns False if the thread did not end in time.
         """
-        import os
-
         thread = self._thread
         if thread is None or not thread.is_alive() or self._pid != os.getpid():
             return True

@@ -13,6 +13,7 @@ from django.utils import timezone
 from conveyor import outbox, submission
 from conveyor.core.models import OutboxEntry, TaskRecord
 from conveyor.publisher import publisher
+from tests.support.rabbitmq import purge_queues
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -25,23 +26,13 @@ def queue_depth(queue):
         connection.close()
 
 
-def purge(queue):
-    connection = pika.BlockingConnection(pika.URLParameters(settings.BROKER_URL))
-    try:
-        connection.channel().queue_purge(queue)
-    except Exception:
-        pass
-    finally:
-        connection.close()
-
-
 def make_records(n, path="demo.tasks.noop", queue="reports"):
     records = [submission.prepare(submission.TaskSpec(task_path=path, args=[], kwargs={}, queue_name=queue)) for _ in range(n)]
     return submission.submit_many(records)
 
 
 def test_accepted_tasks_reach_the_queue_and_leave_the_outbox():
-    purge("reports")
+    purge_queues("reports")
     # Given 5 tasks accepted
     make_records(5)
     # When the publisher thread has handled them
@@ -49,11 +40,11 @@ def test_accepted_tasks_reach_the_queue_and_leave_the_outbox():
     # Then RabbitMQ confirmed all 5 (they are on the queue) and the outbox is empty
     assert queue_depth("reports") == 5
     assert OutboxEntry.objects.count() == 0
-    purge("reports")
+    purge_queues("reports")
 
 
 def test_stopping_the_publisher_publishes_what_was_handed_over_and_closes_its_connection():
-    purge("reports")
+    purge_queues("reports")
     # Given tasks handed over to the publisher thread
     make_records(3)
     thread = publisher._thread
@@ -67,11 +58,11 @@ def test_stopping_the_publisher_publishes_what_was_handed_over_and_closes_its_co
     make_records(2)
     assert publisher.flush(10)
     assert queue_depth("reports") == 5
-    purge("reports")
+    purge_queues("reports")
 
 
 def test_relay_publishes_entries_whose_lease_ran_out():
-    purge("reports")
+    purge_queues("reports")
     # Given tasks whose publisher died before publishing (entry still leased, lease expired)
     records = [submission.prepare(submission.TaskSpec(task_path="demo.tasks.noop", args=[], kwargs={}, queue_name="reports")) for _ in range(3)]
     for record in records:
@@ -82,7 +73,7 @@ def test_relay_publishes_entries_whose_lease_ran_out():
     # Then they are on the queue and gone from the outbox
     assert queue_depth("reports") == 3
     assert OutboxEntry.objects.count() == 0
-    purge("reports")
+    purge_queues("reports")
 
 
 def test_two_relays_never_claim_the_same_entry():
@@ -118,7 +109,7 @@ def test_two_relays_never_claim_the_same_entry():
 
 
 def test_publisher_leaves_an_entry_whose_lease_ran_out_to_the_relay():
-    purge("reports")
+    purge_queues("reports")
     # Given an entry whose publisher held it so long that its lease ran out
     record = submission.prepare(submission.TaskSpec(task_path="demo.tasks.noop", args=[], kwargs={}, queue_name="reports"))
     record.save()

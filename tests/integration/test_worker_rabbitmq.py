@@ -10,6 +10,7 @@ from django.conf import settings
 from conveyor import metrics, submission
 from conveyor.core.models import TaskRecord, TaskStatus
 from tests.support.processes import wait_for
+from tests.support.rabbitmq import purge_queues
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -19,24 +20,11 @@ def channel():
     return connection, connection.channel()
 
 
-def purge_leftovers():
-    """Drop messages earlier tests left in the session's vhost (their rows are rolled back).
-
-    A worker would dead-letter them as "no_record" while a test counts default.XQ.
-    """
-    for queue in ("default", "default.DQ", "default.XQ"):
-        connection, ch = channel()
-        try:
-            ch.queue_purge(queue)
-        except pika.exceptions.ChannelClosedByBroker:  # 404: not declared yet, so empty
-            pass
-        finally:
-            connection.close()
-
-
 @pytest.fixture
 def rabbit_worker():
-    purge_leftovers()
+    # Messages earlier tests left in the session's vhost (their rows rolled back) would be
+    # dead-lettered as "no_record" while a test counts default.XQ.
+    purge_queues("default", "default.DQ", "default.XQ")
     broker = dramatiq.get_broker()
     worker = dramatiq.Worker(broker, worker_threads=2, worker_timeout=100, queues={"default"})
     worker.start()

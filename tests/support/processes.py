@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.support.ports import free_port  # noqa: F401 (tests import it from here)
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -26,6 +26,21 @@ def delete_vhost(name):
     rabbitmqctl("delete_vhost", name, check=False)
 
 
+def purge_queues(*queues, url=None):
+    """Empty queues on the broker (BROKER_URL unless `url`); one not declared yet is empty already."""
+    import pika
+    from django.conf import settings
+
+    for queue in queues:
+        connection = pika.BlockingConnection(pika.URLParameters(url or settings.BROKER_URL))
+        try:
+            connection.channel().queue_purge(queue)
+        except pika.exceptions.ChannelClosedByBroker:  # 404 NOT_FOUND
+            pass
+        finally:
+            connection.close()
+
+
 class PrivateNode:
     """A RabbitMQ node of our own (own name, ports and folders) that a test may stop.
 
