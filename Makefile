@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # secret key unless told otherwise; nothing else (tests, compose) inherits that.
 migrate dev token: export DJANGO_DEBUG ?= true
 
-.PHONY: help venv services migrate dev token test test-unit bench clean env up down logs
+.PHONY: help venv services migrate dev token lint format test test-unit bench clean env up down logs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,7 +38,15 @@ dev: venv migrate ## Run web (127.0.0.1:8000), WORKERS worker processes (default
 token: venv migrate ## Create an admin-scoped API token; the token is the last line
 	@$(BIN)/python manage.py create_token --name "make-token" --scope admin
 
-test: venv ## Run the whole test suite (unit, integration against real RabbitMQ/PostgreSQL/Prometheus, end-to-end)
+lint: venv ## ruff: lint and check the formatting (no changes made)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv ## ruff: fix what can be fixed and format the code
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: venv lint ## Lint, then run the whole test suite (unit, integration against real RabbitMQ/PostgreSQL/Prometheus, end-to-end)
 	scripts/ensure-services.sh prometheus
 	$(BIN)/pytest
 

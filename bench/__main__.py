@@ -17,7 +17,7 @@ import sys
 import time
 import traceback
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -38,8 +38,14 @@ def _interrupt(signum, frame):
 
 def machine_info():
     meminfo = Path("/proc/meminfo").read_text().split()
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     return {
         "cores": os.cpu_count(),
         "cpu": cpu,
@@ -101,15 +107,22 @@ def main():
     signal.signal(signal.SIGTERM, _interrupt)
     run_id = f"{os.getpid()}_{secrets.token_hex(2)}"
     figures, skipped, counts = Figures(), {}, {}
-    result = {"started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine_info()}
+    result = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine_info()}
     began = time.monotonic()
     try:
         log(f"setting up vhosts and database bench_{run_id}")
-        urls = {name: infra.create_vhost(f"conveyor-bench-{name}-{run_id}") for name in ("machine", "dramatiq", "celery", "conveyor")}
+        urls = {
+            name: infra.create_vhost(f"conveyor-bench-{name}-{run_id}")
+            for name in ("machine", "dramatiq", "celery", "conveyor")
+        }
         database_url = infra.create_database(f"conveyor_bench_{run_id}")
         os.environ.update(
-            DJANGO_SETTINGS_MODULE="bench.settings", DATABASE_URL=database_url, BROKER_URL=urls["conveyor"],
-            DJANGO_DEBUG="false", DJANGO_SECRET_KEY="bench-only-" + secrets.token_hex(20), BENCH_CELERY_URL=urls["celery"],
+            DJANGO_SETTINGS_MODULE="bench.settings",
+            DATABASE_URL=database_url,
+            BROKER_URL=urls["conveyor"],
+            DJANGO_DEBUG="false",
+            DJANGO_SECRET_KEY="bench-only-" + secrets.token_hex(20),
+            BENCH_CELERY_URL=urls["celery"],
         )
         subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=infra.ROOT, check=True)
         import django
@@ -123,9 +136,13 @@ def main():
             import celery  # noqa: F401
         except ImportError:
             # Both Celery rows (its drain and its CPU per message) carry the reason.
-            skipped["celery"] = skipped["cpu.celery"] = "celery not installed: `make bench` installs bench/requirements.txt"
+            skipped["celery"] = skipped["cpu.celery"] = (
+                "celery not installed: `make bench` installs bench/requirements.txt"
+            )
         if shutil.which("wrk") is None:
-            skipped["submit.http_single"] = skipped["submit.http_baseline"] = "wrk not installed: `make bench` installs it"
+            skipped["submit.http_single"] = skipped["submit.http_baseline"] = (
+                "wrk not installed: `make bench` installs it"
+            )
 
         system = conveyor_runs.Conveyor(cfg, database_url, urls["conveyor"], infra.free_port())
         system.start_web_and_relay()
@@ -154,7 +171,14 @@ def main():
                     figures.add(f"cpu.conveyor{workers}", d["cpu_ms"])
                     if workers == 2:
                         figures.add("memory.worker", d["worker_rss_mb"])
-                log("  " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in figures.runs.items() if "drain" in k or "machine" in k or "cpu" in k))
+                log(
+                    "  "
+                    + ", ".join(
+                        f"{k} {v[-1]:,.0f}"
+                        for k, v in figures.runs.items()
+                        if "drain" in k or "machine" in k or "cpu" in k
+                    )
+                )
 
         for rep in range(cfg.repeats if "submission" in cfg.phases else 0):
             with guarded("submission", system):
@@ -209,8 +233,14 @@ def main():
 
     result["machine"]["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     result["created"] = {"process_groups": infra.started_pids, "vhosts": infra.vhosts, "databases": infra.databases}
-    result.update(config=cfg.as_dict(), counts=counts, skipped=skipped, errors=ERRORS, figures=figures.summaries(),
-                  seconds=round(time.monotonic() - began, 1))
+    result.update(
+        config=cfg.as_dict(),
+        counts=counts,
+        skipped=skipped,
+        errors=ERRORS,
+        figures=figures.summaries(),
+        seconds=round(time.monotonic() - began, 1),
+    )
     result["ratios"] = report.ratios(result["figures"], cfg, skipped)
     text = report.table(result)
     print("\n" + text + f"\n\nTook {result['seconds']:.0f} s.")

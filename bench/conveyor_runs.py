@@ -49,12 +49,14 @@ class Conveyor:
     # --- processes -------------------------------------------------------------
     def start_web_and_relay(self):
         # The web service serves the baseline view too (bench.settings adds it).
-        self.web = infra.Process("web", ["services/web/start.sh"], {**self.env, "DJANGO_SETTINGS_MODULE": "bench.settings"})
+        self.web = infra.Process(
+            "web", ["services/web/start.sh"], {**self.env, "DJANGO_SETTINGS_MODULE": "bench.settings"}
+        )
         self.relay = infra.Process("relay", ["services/relay/start.sh"], self.env)
         infra.wait_for(lambda: self.get("/healthz")[0] == 200, 60, "web /healthz", interval=0.2)
 
     def start_workers(self, count, wait_ready=False):
-        for index in range(count):
+        for _ in range(count):
             # Each worker's metrics exporter needs a port (and metrics folder) of its own.
             env = {**self.env, "dramatiq_prom_port": str(infra.free_port())}
             self.workers.append(infra.Process(f"worker{len(self.workers) + 1}", ["services/worker/start.sh"], env))
@@ -135,7 +137,9 @@ class Conveyor:
 
         infra.wait_for(
             lambda: TaskRecord.objects.filter(status__in=FINISHED_STATUSES).count() >= count,
-            timeout, f"{count} finished tasks", interval=0.1,
+            timeout,
+            f"{count} finished tasks",
+            interval=0.1,
         )
         failed = TaskRecord.objects.exclude(status="SUCCESSFUL").count()
         if failed:
@@ -161,12 +165,17 @@ class Conveyor:
     def create_token(self):
         out = subprocess.run(
             ["python", "manage.py", "create_token", "--name", "bench", "--scope", "write"],
-            cwd=infra.ROOT, env=self.env, check=True, capture_output=True, text=True,
+            cwd=infra.ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
         return out.strip().splitlines()[-1]
 
 
 # --- figures ---------------------------------------------------------------------
+
 
 def windowed_rate():
     """Tasks/s once every worker was running: from the latest first start among workers to the last finish.
@@ -225,9 +234,22 @@ def wrk_rate(system, path, token, body, cfg):
     script = Path(__file__).parent / "wrk" / "post.lua"
     env = {**system.env, "BENCH_TOKEN": token or "", "BENCH_BODY": json.dumps(body)}
     out = subprocess.run(
-        ["wrk", "-t", str(cfg.wrk_threads), "-c", str(cfg.wrk_connections), "-d", f"{seconds:.0f}s",
-         "-s", str(script), f"http://127.0.0.1:{system.port}{path}"],
-        env=env, check=True, capture_output=True, text=True,
+        [
+            "wrk",
+            "-t",
+            str(cfg.wrk_threads),
+            "-c",
+            str(cfg.wrk_connections),
+            "-d",
+            f"{seconds:.0f}s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{system.port}{path}",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
@@ -282,9 +304,8 @@ def http_batches(system, cfg, token, clients=2):
 
 def enqueue_rate(system, cfg):
     """Tasks/s through django.tasks' .enqueue() from Django code (this process)."""
-    from demo.tasks import noop
-
     from conveyor.publisher import publisher
+    from demo.tasks import noop
 
     system.reset()
     count = cfg.n(cfg.enqueue_calls)
@@ -318,9 +339,8 @@ def warm_up(system, tasks=200):
 
 def latency(system, cfg):
     """enqueue -> start and enqueue -> finish (ms) at a steady rate of .enqueue() calls; workers already up."""
-    from demo.tasks import noop
-
     from conveyor.core.models import TaskRecord
+    from demo.tasks import noop
 
     system.reset()
     seconds = cfg.seconds(cfg.latency_seconds, 2.0)

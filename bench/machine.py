@@ -90,4 +90,9 @@ def run(url, cfg):
     declare(url)
     published = publish(url, count, cfg.confirm_batch, body)
     consumed, cpu = consume(url, count, cfg.consumer_prefetch)
-    return {"publish": count / published, "consume": count / consumed, "consume_cpu_ms": 1000 * cpu / count, "messages": count}
+    return {
+        "publish": count / published,
+        "consume": count / consumed,
+        "consume_cpu_ms": 1000 * cpu / count,
+        "messages": count,
+    }

@@ -49,6 +49,7 @@ def summarise(collapsed_text, top=25):
         self_counts[frames[-1]] += count
         for frame in set(frames):
             inclusive[frame] += count
+
     def pct(counter):
         return [(round(100 * n / total, 1), frame) for frame, n in counter.most_common(top)]
 
@@ -70,9 +71,22 @@ class Recording:
         self.spy = subprocess.Popen(
             # --gil: only samples of the thread holding the GIL, i.e. where the process's
             # CPU goes; waits on PostgreSQL and RabbitMQ (outside the GIL) do not show.
-            [_spy_bin(), "record", "--pid", str(self.pid), "--rate", "100", "--gil", "--format", "raw",
-             "--output", str(self.raw)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+            [
+                _spy_bin(),
+                "record",
+                "--pid",
+                str(self.pid),
+                "--rate",
+                "100",
+                "--gil",
+                "--format",
+                "raw",
+                "--output",
+                str(self.raw),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
         infra.cleanup.add(f"py-spy {self.spy.pid}", lambda: self.spy.poll() is None and self.spy.kill())
         self.cpu, self.wall = infra.cpu_seconds(self.pid), time.monotonic()
@@ -84,11 +98,15 @@ class Recording:
         self.spy.wait(timeout=60)
 
     def summary(self, what, count, rate, results_dir, name):
-        summary = summarise(self.raw.read_text()) if self.raw.exists() else {"error": self.spy.stderr.read().decode()[-500:]}
+        summary = (
+            summarise(self.raw.read_text()) if self.raw.exists() else {"error": self.spy.stderr.read().decode()[-500:]}
+        )
         summary.update(rate=rate, cpu_ms_per_task=1000 * self.cpu_used / count, cpu_busy=self.cpu_used / self.wall_used)
-        lines = [f"py-spy --gil on {what}: {count} tasks ({rate:.0f}/s while sampled), {summary.get('samples')} "
-                 f"samples; the process used {summary['cpu_ms_per_task']:.2f} ms CPU per task and was busy "
-                 f"{100 * summary['cpu_busy']:.0f}% of the time"]
+        lines = [
+            f"py-spy --gil on {what}: {count} tasks ({rate:.0f}/s while sampled), {summary.get('samples')} "
+            f"samples; the process used {summary['cpu_ms_per_task']:.2f} ms CPU per task and was busy "
+            f"{100 * summary['cpu_busy']:.0f}% of the time"
+        ]
         for kind in ("self", "inclusive"):
             lines.append(f"\n{kind} time, top functions:")
             lines += [f"  {p:5.1f}%  {frame}" for p, frame in summary.get(kind, [])]

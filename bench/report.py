@@ -51,7 +51,12 @@ ROWS = [
 def rows(cfg):
     """ROWS plus one row per worker-process count of the scale runs, before the memory rows."""
     scale = [
-        (f"scale.{p}", f"sleep({cfg['sleep_seconds']}) x {p} worker proc (ideal {p * cfg['worker_threads'] / cfg['sleep_seconds']:.0f}/s)", "tasks/s")
+        (
+            f"scale.{p}",
+            f"sleep({cfg['sleep_seconds']}) x {p} worker proc"
+            f" (ideal {p * cfg['worker_threads'] / cfg['sleep_seconds']:.0f}/s)",
+            "tasks/s",
+        )
         for p in cfg["scale_processes"]
     ]
     return ROWS[:-2] + scale + ROWS[-2:]
@@ -72,7 +77,9 @@ def ratios(figures, cfg, skipped=None):
 
     def add(label, value, why=None, target=None, limit=None):
         met = None if value is None or limit is None else limit(value)
-        out.append({"label": label, "value": value, "why": why if value is None else None, "target": target, "met": met})
+        out.append(
+            {"label": label, "value": value, "why": why if value is None else None, "target": target, "met": met}
+        )
 
     def ratio(label, num, den, target=None, limit=None):
         for key in (num, den):
@@ -94,14 +101,23 @@ def ratios(figures, cfg, skipped=None):
     ratio("Celery / pika consume", "celery.drain", "machine.consume")
     ratio("CPU per task: Conveyor (2 proc) / bare Dramatiq", "cpu.conveyor2", "cpu.dramatiq")
     ratio("CPU per task: Conveyor (2 proc) / Celery", "cpu.conveyor2", "cpu.celery")
-    ratio("HTTP 1 task/request / bare one-insert view", "submit.http_single", "submit.http_baseline", ">= 0.8",
-          lambda r: r >= 0.8)
+    ratio(
+        "HTTP 1 task/request / bare one-insert view",
+        "submit.http_single",
+        "submit.http_baseline",
+        ">= 0.8",
+        lambda r: r >= 0.8,
+    )
     single("HTTP batches (tasks/s)", "submit.http_batch", ">= 5000", lambda v: v >= 5000)
     single("enqueue -> start p99 (ms)", "latency.start_p99", "<= 25", lambda v: v <= 25)
     for procs in cfg.scale_processes:
         last = procs == max(cfg.scale_processes)
-        single(f"I/O scaling efficiency, {procs} proc", f"scale.efficiency.{procs}", ">= 0.9" if last else None,
-               (lambda v: v >= 0.9) if last else None)
+        single(
+            f"I/O scaling efficiency, {procs} proc",
+            f"scale.efficiency.{procs}",
+            ">= 0.9" if last else None,
+            (lambda v: v >= 0.9) if last else None,
+        )
     single("worker RSS (MB)", "memory.worker", "<= 120", lambda v: v <= 120)
     single("web RSS (MB)", "memory.web", "<= 150", lambda v: v <= 150)
     return out
@@ -110,7 +126,9 @@ def ratios(figures, cfg, skipped=None):
 def table(result):
     cfg = result["config"]
     fmt = {
-        "threads": cfg["worker_threads"], "conns": cfg["wrk_connections"], "batch": cfg["batch_size"],
+        "threads": cfg["worker_threads"],
+        "conns": cfg["wrk_connections"],
+        "batch": cfg["batch_size"],
         "rate": f"{cfg['latency_rate']:.0f}",
     }
     lines = []
@@ -120,9 +138,7 @@ def table(result):
         f"load avg {m['load_before']} before / {m['load_after']} after"
     )
     lines.append("Versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()))
-    lines.append(
-        f"Settings: scale {cfg['scale']}, {cfg['repeats']} repetitions, counts {result['counts']}"
-    )
+    lines.append(f"Settings: scale {cfg['scale']}, {cfg['repeats']} repetitions, counts {result['counts']}")
     lines.append("")
     head = f"{'figure':<52} {'median':>10} {'min':>10} {'max':>10}  unit"
     lines += [head, "-" * len(head)]
@@ -133,7 +149,10 @@ def table(result):
             note = result["skipped"].get(key.split(".")[0]) or result["skipped"].get(key, "not measured")
             lines.append(f"{text:<52} {'-':>10} {'':>10} {'':>10}  ({note})")
             continue
-        lines.append(f"{text:<52} {_num(fig['median'], unit):>10} {_num(fig['min'], unit):>10} {_num(fig['max'], unit):>10}  {unit}")
+        lines.append(
+            f"{text:<52} {_num(fig['median'], unit):>10} {_num(fig['min'], unit):>10}"
+            f" {_num(fig['max'], unit):>10}  {unit}"
+        )
     lines.append("")
     head = f"{'ratio / target (from medians)':<52} {'value':>10} {'target':>10}  met"
     lines += [head, "-" * len(head)]

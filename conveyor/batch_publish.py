@@ -225,7 +225,9 @@ class _ConfirmingPublisher:
 
     def _on_confirm(self, frame):
         method = frame.method
-        tags = [tag for tag in self._pending if tag <= method.delivery_tag] if method.multiple else [method.delivery_tag]
+        tags = (
+            [tag for tag in self._pending if tag <= method.delivery_tag] if method.multiple else [method.delivery_tag]
+        )
         for tag in tags:
             message_id = self._pending.pop(tag, None)
             if message_id is not None:

@@ -95,9 +95,7 @@ class CatalogEntry:
                 except pydantic.ValidationError as exc:
                     where = name if sub is None else f"{name}[{sub!r}]"
                     expected = getattr(annotation, "__name__", repr(annotation))
-                    problems.append(
-                        {"argument": where, "expected": expected, "error": exc.errors()[0]["msg"]}
-                    )
+                    problems.append({"argument": where, "expected": expected, "error": exc.errors()[0]["msg"]})
         if problems:
             summary = "; ".join(f"{p['argument']}: {p['error']}" for p in problems)
             raise InvalidArguments(f"wrong argument types for {self.path}: {summary}", problems)
@@ -109,8 +107,7 @@ class CatalogEntry:
             entry = {
                 "name": p.name,
                 "kind": p.kind.name.lower(),
-                "required": p.default is inspect.Parameter.empty
-                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD),
+                "required": p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD),
                 "type": None
                 if annotation is inspect.Parameter.empty
                 else getattr(annotation, "__name__", str(annotation)),

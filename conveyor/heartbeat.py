@@ -64,7 +64,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     found = fresh(args.name, args.max_age)
     if len(found) < args.count:
-        print(f"unhealthy: {len(found)} of {args.count} {args.name} heartbeats fresher than {args.max_age:g}s in {folder()}")
+        print(
+            f"unhealthy: {len(found)} of {args.count} {args.name} heartbeats"
+            f" fresher than {args.max_age:g}s in {folder()}"
+        )
         return 1
     print(f"ok: {len(found)} {args.name} heartbeats")
     return 0

@@ -59,7 +59,9 @@ def publish(pairs):
         rejected = [entry.pk for entry, message in chunk if message.message_id not in published]
         if rejected:
             # They keep their lease; a relay publishes them once it runs out.
-            OutboxEntry.objects.filter(pk__in=rejected).update(last_error="nacked or returned as unroutable by RabbitMQ")
+            OutboxEntry.objects.filter(pk__in=rejected).update(
+                last_error="nacked or returned as unroutable by RabbitMQ"
+            )
     if done or skipped:
         _delete(done + skipped)
     if expired:
@@ -72,9 +74,7 @@ def _delete(ids):
     (signals, cascades: an outbox entry has neither) in a transaction of its own; that was
     a tenth of a web process's CPU per task when publishing one task per request."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {OutboxEntry._meta.db_table} WHERE id IN ({', '.join(['%s'] * len(ids))})", ids
-        )
+        cursor.execute(f"DELETE FROM {OutboxEntry._meta.db_table} WHERE id IN ({', '.join(['%s'] * len(ids))})", ids)
 
 
 def claim_due(limit=CLAIM_LIMIT):
@@ -94,9 +94,7 @@ def claim_due(limit=CLAIM_LIMIT):
             .values_list("id", flat=True)[:limit]
         )
         if ids:
-            OutboxEntry.objects.filter(id__in=ids).update(
-                locked_until=now + lease, attempts=F("attempts") + 1
-            )
+            OutboxEntry.objects.filter(id__in=ids).update(locked_until=now + lease, attempts=F("attempts") + 1)
     entries = OutboxEntry.objects.filter(id__in=ids).select_related("task").order_by("available_at", "id")
     return [(entry, entry.task) for entry in entries]
 
@@ -106,6 +104,9 @@ def backlog():
     now = timezone.now()
     count = OutboxEntry.objects.count()
     oldest = (
-        OutboxEntry.objects.filter(available_at__lte=now).order_by("available_at").values_list("available_at", flat=True).first()
+        OutboxEntry.objects.filter(available_at__lte=now)
+        .order_by("available_at")
+        .values_list("available_at", flat=True)
+        .first()
     )
     return count, (now - oldest).total_seconds() if oldest else 0.0

@@ -75,11 +75,7 @@ TEMPLATES = [
 # PostgreSQL in production and tests; SQLite (WAL, immediate transactions) when
 # DATABASE_URL is unset so that a first local run needs nothing installed.
 DATA_DIR = Path(env.str("CONVEYOR_DATA_DIR", default=str(BASE_DIR / "var")))
-DATABASES = {
-    "default": env.db_url(
-        "DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'conveyor.sqlite3'}"
-    )
-}
+DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'conveyor.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["OPTIONS"] = {
@@ -156,9 +152,7 @@ CONVEYOR_MIN_BACKOFF_MS = env.int("CONVEYOR_MIN_BACKOFF_MS", default=1000)
 CONVEYOR_MAX_BACKOFF_MS = env.int("CONVEYOR_MAX_BACKOFF_MS", default=5 * 60 * 1000)
 CONVEYOR_OUTBOX_LEASE_SECONDS = env.float("CONVEYOR_OUTBOX_LEASE_SECONDS", default=10.0)
 CONVEYOR_RELAY_INTERVAL_SECONDS = env.float("CONVEYOR_RELAY_INTERVAL_SECONDS", default=0.5)
-CONVEYOR_WORKER_SHUTDOWN_TIMEOUT_SECONDS = env.int(
-    "CONVEYOR_WORKER_SHUTDOWN_TIMEOUT_SECONDS", default=60
-)
+CONVEYOR_WORKER_SHUTDOWN_TIMEOUT_SECONDS = env.int("CONVEYOR_WORKER_SHUTDOWN_TIMEOUT_SECONDS", default=60)
 
 # --- Scheduler (services/scheduler) ----------------------------------------------
 # How often the leader re-reads schedules (edits are picked up within this) and a standby
@@ -247,5 +241,4 @@ LOGGING = {
         "pika": {"level": "WARNING"},
         "django.tasks": {"level": "WARNING"},
     },
-
 }

@@ -68,7 +68,7 @@ def submit_many(records, *, source=TaskSource.API, owner=None):
         record.owner = owner
         record.enqueued_at = now
     entries = _insert(records, now)
-    due = [(entry, record) for entry, record in zip(entries, records) if entry.locked_until]
+    due = [(entry, record) for entry, record in zip(entries, records, strict=True) if entry.locked_until]
     if due:
         from conveyor.publisher import publisher
 
@@ -115,14 +115,21 @@ def _insert_in_one_statement(records, now, using):
     lease = timedelta(seconds=settings.CONVEYOR_OUTBOX_LEASE_SECONDS)
     with connections[using].cursor() as cursor:
         cursor.execute(sql, (*task_params, now, now, now + lease, now))
-        rows = {task_id: (entry_id, available_at, locked_until) for entry_id, task_id, available_at, locked_until in cursor}
+        rows = {
+            task_id: (entry_id, available_at, locked_until) for entry_id, task_id, available_at, locked_until in cursor
+        }
     entries = []
     for record in records:
         record._state.adding, record._state.db = False, using
         entry_id, available_at, locked_until = rows[record.id]
         entry = OutboxEntry(
-            id=entry_id, task=record, available_at=available_at, locked_until=locked_until,
-            attempts=0, last_error="", created_at=now,
+            id=entry_id,
+            task=record,
+            available_at=available_at,
+            locked_until=locked_until,
+            attempts=0,
+            last_error="",
+            created_at=now,
         )
         entry._state.adding, entry._state.db = False, using
         entries.append(entry)
@@ -151,13 +158,9 @@ def submit(record, *, source=TaskSource.API, owner=None, idempotency_key=None):
 def _find_idempotent(owner, key, record):
     existing = TaskRecord.objects.filter(owner=owner, idempotency_key=key).first()
     if existing is not None and (
-        existing.task_path != record.task_path
-        or existing.args != record.args
-        or existing.kwargs != record.kwargs
+        existing.task_path != record.task_path or existing.args != record.args or existing.kwargs != record.kwargs
     ):
-        raise IdempotencyConflict(
-            f"Idempotency-Key {key!r} was already used for a different task ({existing.id})"
-        )
+        raise IdempotencyConflict(f"Idempotency-Key {key!r} was already used for a different task ({existing.id})")
     return existing
 
 

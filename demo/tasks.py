@@ -134,7 +134,9 @@ def send_daily_digest(recipients: list[str] | None = None) -> dict:
     counts = dict(
         TaskRecord.objects.filter(enqueued_at__gte=since).values_list("status").annotate(n=Count("id")).order_by()
     )
-    lines = [f"{status}: {counts.get(status, 0)}" for status in ("SUCCESSFUL", "FAILED", "READY", "RUNNING", "CANCELLED")]
+    lines = [
+        f"{status}: {counts.get(status, 0)}" for status in ("SUCCESSFUL", "FAILED", "READY", "RUNNING", "CANCELLED")
+    ]
     body = "Tasks in the last 24 hours\n\n" + "\n".join(lines) + "\n"
     for address in recipients:  # one message each: recipients never see each other
         send_mail("Conveyor daily digest", body, None, [address], fail_silently=False)

@@ -6,8 +6,8 @@ import shutil
 import dramatiq
 import pytest
 from django.conf import settings
-from dramatiq.brokers.stub import StubBroker
 from django_dramatiq.utils import load_middleware
+from dramatiq.brokers.stub import StubBroker
 
 from tests.support import rabbitmq
 

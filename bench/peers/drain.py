@@ -72,7 +72,14 @@ def run_dramatiq(url, cfg, processes=2):
     def start():
         return infra.Process(
             "dramatiq",
-            ["dramatiq", "bench.peers.dramatiq_app", "--processes", str(processes), "--threads", str(cfg.worker_threads)],
+            [
+                "dramatiq",
+                "bench.peers.dramatiq_app",
+                "--processes",
+                str(processes),
+                "--threads",
+                str(cfg.worker_threads),
+            ],
             infra.python_env(PEER_ENV_DROP, BENCH_DRAMATIQ_URL=url),
         )
 
@@ -98,9 +105,23 @@ def run_celery(url, cfg, processes=2):
         return infra.Process(
             "celery",
             [
-                "celery", "-A", "bench.peers.celery_app", "worker", "--pool", "prefork",
-                "--concurrency", str(processes), "--queues", "bench", "--loglevel", "WARNING",
-                "--without-gossip", "--without-mingle", "--without-heartbeat", "--hostname", "bench@%h",
+                "celery",
+                "-A",
+                "bench.peers.celery_app",
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                str(processes),
+                "--queues",
+                "bench",
+                "--loglevel",
+                "WARNING",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--hostname",
+                "bench@%h",
             ],
             # Without Django's settings in its environment: Celery's Django fix-up would
             # otherwise pick up Conveyor's BROKER_URL and consume from the wrong vhost.

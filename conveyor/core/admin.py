@@ -8,7 +8,17 @@ from conveyor.core.models import ApiToken, TaskRecord, TaskStatus
 
 @admin.register(TaskRecord)
 class TaskRecordAdmin(admin.ModelAdmin):
-    list_display = ("id", "task_path", "status", "queue_name", "attempts", "enqueued_at", "finished_at", "source", "schedule_name")
+    list_display = (
+        "id",
+        "task_path",
+        "status",
+        "queue_name",
+        "attempts",
+        "enqueued_at",
+        "finished_at",
+        "source",
+        "schedule_name",
+    )
     list_filter = ("status", "queue_name", "source")
     search_fields = ("=id", "task_path")
     # Built for millions of rows: no COUNT(*) over the whole table, no date drill-down.
@@ -33,7 +43,9 @@ class TaskRecordAdmin(admin.ModelAdmin):
     @admin.action(description="Cancel selected READY tasks")
     def cancel(self, request, queryset):
         count = queryset.filter(status=TaskStatus.READY).update(
-            status=TaskStatus.CANCELLED, finished_at=timezone.now(), failure_reason=f"cancelled by {request.user} in admin"
+            status=TaskStatus.CANCELLED,
+            finished_at=timezone.now(),
+            failure_reason=f"cancelled by {request.user} in admin",
         )
         self.message_user(request, f"Cancelled {count} task(s).", messages.SUCCESS)
 

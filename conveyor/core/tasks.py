@@ -30,8 +30,9 @@ def purge_finished_tasks(older_than_days: int | None = None) -> dict:
     deleted = 0
     while True:
         ids = list(
-            TaskRecord.objects.filter(status__in=FINISHED_STATUSES, finished_at__lt=cutoff)
-            .values_list("id", flat=True)[:PURGE_BATCH]
+            TaskRecord.objects.filter(status__in=FINISHED_STATUSES, finished_at__lt=cutoff).values_list(
+                "id", flat=True
+            )[:PURGE_BATCH]
         )
         if not ids:
             break

@@ -16,11 +16,18 @@ class ScheduleAdmin(admin.ModelAdmin):
     readonly_fields = ("origin", "next_fire_time", "last_fire_time", "code_definition", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("name", "task_path", "args", "kwargs", "queue_name", "priority", "enabled")}),
-        ("When", {"fields": ("cron", "timezone", "interval_seconds", "start_at"),
-                  "description": "Either a cron expression (read in the time zone) or an interval."}),
+        (
+            "When",
+            {
+                "fields": ("cron", "timezone", "interval_seconds", "start_at"),
+                "description": "Either a cron expression (read in the time zone) or an interval.",
+            },
+        ),
         ("Missed fires", {"fields": ("coalesce", "misfire_grace_seconds")}),
-        ("State", {"fields": ("origin", "next_fire_time", "last_fire_time", "code_definition",
-                              "created_at", "updated_at")}),
+        (
+            "State",
+            {"fields": ("origin", "next_fire_time", "last_fire_time", "code_definition", "created_at", "updated_at")},
+        ),
     )
     actions = ["enable", "disable", "run_now"]
 

@@ -65,8 +65,18 @@ def _seconds(value, what):
 
 
 def periodic(
-    *, name=None, cron=None, interval=None, timezone="UTC", args=(), kwargs=None, queue=None,
-    priority=None, enabled=True, coalesce=True, misfire_grace=None,
+    *,
+    name=None,
+    cron=None,
+    interval=None,
+    timezone="UTC",
+    args=(),
+    kwargs=None,
+    queue=None,
+    priority=None,
+    enabled=True,
+    coalesce=True,
+    misfire_grace=None,
 ):
     """Declare a schedule for the decorated django.tasks task.
 
@@ -117,8 +127,19 @@ def declarations():
 
 def _apply(schedule, declaration):
     definition = declaration.definition()
-    for key in ("task_path", "cron", "interval_seconds", "timezone", "args", "kwargs", "queue_name",
-                "priority", "enabled", "coalesce", "misfire_grace_seconds"):
+    for key in (
+        "task_path",
+        "cron",
+        "interval_seconds",
+        "timezone",
+        "args",
+        "kwargs",
+        "queue_name",
+        "priority",
+        "enabled",
+        "coalesce",
+        "misfire_grace_seconds",
+    ):
         setattr(schedule, key, definition[key])
     schedule.start_at = None  # an interval re-anchors at the next whole second
     schedule.code_definition = definition

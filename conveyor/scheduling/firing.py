@@ -140,8 +140,11 @@ def _fire_schedule(pk, now):
         result.committed_at = committed_at
         if result.missed:
             logger.warning(
-                "Schedule %s: %d fire time(s) up to %s not run (%s)", result.schedule, result.missed,
-                result.fire_time.isoformat(), "coalesced" if schedule.coalesce else "past misfire grace",
+                "Schedule %s: %d fire time(s) up to %s not run (%s)",
+                result.schedule,
+                result.missed,
+                result.fire_time.isoformat(),
+                "coalesced" if schedule.coalesce else "past misfire grace",
             )
     return results
 
@@ -155,7 +158,11 @@ def _enqueue(schedule, fire_time, *, missed_before=0, manual=False):
             raise
         logger.error("Schedule %s at %s: cannot build task: %s", schedule.name, fire_time.isoformat(), exc)
         return _write_fire(
-            schedule, fire_time, FireOutcome.FAILED, missed=missed_before + 1, missed_before=missed_before,
+            schedule,
+            fire_time,
+            FireOutcome.FAILED,
+            missed=missed_before + 1,
+            missed_before=missed_before,
             error=str(exc)[:2000],
         )
     record.schedule_name = schedule.name
@@ -164,8 +171,12 @@ def _enqueue(schedule, fire_time, *, missed_before=0, manual=False):
         with transaction.atomic():
             submission.submit_many([record], source=TaskSource.SCHEDULER)
             Fire.objects.create(
-                schedule=schedule, fire_time=fire_time, outcome=FireOutcome.ENQUEUED,
-                manual=manual, missed_before=missed_before, task=record,
+                schedule=schedule,
+                fire_time=fire_time,
+                outcome=FireOutcome.ENQUEUED,
+                manual=manual,
+                missed_before=missed_before,
+                task=record,
             )
     except IntegrityError:
         if manual:
@@ -173,7 +184,9 @@ def _enqueue(schedule, fire_time, *, missed_before=0, manual=False):
         # Another replica (or an earlier pass) already fired this time: exactly once wins.
         logger.warning("Schedule %s at %s was already fired; skipped", schedule.name, fire_time.isoformat())
         return FireResult(schedule.name, fire_time, "duplicate", missed=missed_before)
-    return FireResult(schedule.name, fire_time, FireOutcome.ENQUEUED, missed=missed_before, task_id=record.id, manual=manual)
+    return FireResult(
+        schedule.name, fire_time, FireOutcome.ENQUEUED, missed=missed_before, task_id=record.id, manual=manual
+    )
 
 
 def _record_missed(schedule, fire_time, missed):

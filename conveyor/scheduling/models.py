@@ -36,7 +36,9 @@ class Schedule(models.Model):
     queue_name = models.CharField(max_length=100, blank=True, default="", help_text="Empty: the task's queue")
     priority = models.SmallIntegerField(null=True, blank=True, help_text="Empty: the task's priority")
     cron = models.CharField(
-        max_length=200, blank=True, default="",
+        max_length=200,
+        blank=True,
+        default="",
         help_text="Crontab: minute hour day month weekday (0 and 7 = Sunday). Empty for an interval.",
     )
     timezone = models.CharField(max_length=64, default="UTC", help_text="IANA name the cron expression is read in")
@@ -101,8 +103,8 @@ class Schedule(models.Model):
 
     def validate_definition(self):
         """Raise InvalidSchedule / UnknownTask / InvalidArguments (ConveyorErrors) if this cannot fire."""
-        from conveyor.scheduling.firing import task_spec
         from conveyor import submission
+        from conveyor.scheduling.firing import task_spec
 
         triggers.zone(self.timezone)
         self.trigger()
@@ -156,9 +158,7 @@ class Fire(models.Model):
     missed_before = models.PositiveIntegerField(
         default=0, help_text="Earlier fire times, since the previous fire, that were not run (coalesced or too late)"
     )
-    task = models.ForeignKey(
-        "conveyor.TaskRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    task = models.ForeignKey("conveyor.TaskRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now, help_text="When the fire was committed")
 

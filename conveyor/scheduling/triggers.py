@@ -19,7 +19,7 @@ Interval schedules count real elapsed seconds from an anchor (`start_at`), so da
 saving never moves them.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
@@ -83,8 +83,12 @@ def cron_trigger(expression, time_zone):
     minute, hour, day, month, weekday = fields
     try:
         return CronTrigger(
-            minute=minute, hour=hour, day=day, month=month,
-            day_of_week=_weekday_field(weekday), timezone=zone(time_zone),
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=_weekday_field(weekday),
+            timezone=zone(time_zone),
         )
     except InvalidSchedule:
         raise
@@ -154,5 +158,3 @@ def ceil_second(instant):
     if instant.microsecond:
         instant = instant.replace(microsecond=0) + timedelta(seconds=1)
     return instant
-
-

@@ -73,8 +73,11 @@ def run():
     elector = leadership.for_database(settings.SCHEDULER_LEADER_TIMEOUT_SECONDS)
     logger.info(
         "Scheduler started (pid %d, metrics on %s:%d, heartbeat %s, %d schedule(s) declared in code)",
-        os.getpid(), settings.SCHEDULER_METRICS_HOST, settings.SCHEDULER_METRICS_PORT,
-        settings.SCHEDULER_HEARTBEAT_FILE, len(declarations.declarations()),
+        os.getpid(),
+        settings.SCHEDULER_METRICS_HOST,
+        settings.SCHEDULER_METRICS_PORT,
+        settings.SCHEDULER_HEARTBEAT_FILE,
+        len(declarations.declarations()),
     )
 
     was_leading, passes = False, 0

@@ -36,6 +36,7 @@ ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: Error
 
 # --- errors: one JSON shape, never a 500 page ---------------------------------
 
+
 def _validation_details(errors):
     details = []
     for err in errors:
@@ -96,6 +97,7 @@ def _on_database(request, exc):
 
 # --- helpers -------------------------------------------------------------------
 
+
 def task_out(record):
     return {
         "id": str(record.id),
@@ -139,6 +141,7 @@ def _location(record):
 
 
 # --- tasks ---------------------------------------------------------------------
+
 
 @api.post("/tasks", response={202: TaskOut, 200: TaskOut, **ERRORS}, tags=["tasks"], summary="Submit a task")
 def submit_task(request, payload: TaskIn):
@@ -259,7 +262,9 @@ def retry_task(request, task_id: str):
     with transaction.atomic():
         record = _get_visible(request, task_id, lock=True)
         if record.status not in (TaskStatus.FAILED, TaskStatus.CANCELLED):
-            return error_response(409, "not_retryable", f"task is {record.status}; only FAILED or CANCELLED tasks can be retried")
+            return error_response(
+                409, "not_retryable", f"task is {record.status}; only FAILED or CANCELLED tasks can be retried"
+            )
         catalog.get(record.task_path)  # a task removed from the catalog cannot run again
         submission.resubmit(record)
     response = api.create_response(request, task_out(record), status=202)
@@ -268,6 +273,7 @@ def retry_task(request, task_id: str):
 
 
 # --- catalog -------------------------------------------------------------------
+
 
 @api.get("/catalog", response={200: list[CatalogTask], **ERRORS}, tags=["catalog"], summary="Runnable tasks")
 def list_catalog(request):

@@ -1,6 +1,6 @@
 """One JSON error shape for every 4xx/5xx the web service answers:
 
-    {"error": {"code": "invalid_arguments", "message": "...", "details": [...]}}
+{"error": {"code": "invalid_arguments", "message": "...", "details": [...]}}
 """
 
 from django.http import JsonResponse

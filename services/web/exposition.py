@@ -10,7 +10,7 @@ take `max` across replicas, never `sum`.
 import os
 
 from django.http import HttpResponse
-from prometheus_client import REGISTRY, CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from conveyor.outbox_metrics import OutboxCollector

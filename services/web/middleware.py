@@ -8,9 +8,7 @@ from services.web.errors import database_unavailable, error_response
 
 
 def _too_large():
-    return error_response(
-        413, "body_too_large", f"request body exceeds {settings.CONVEYOR_MAX_BODY_BYTES} bytes"
-    )
+    return error_response(413, "body_too_large", f"request body exceeds {settings.CONVEYOR_MAX_BODY_BYTES} bytes")
 
 
 class JSONErrorMiddleware:

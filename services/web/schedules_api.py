@@ -11,8 +11,8 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from ninja import Field, Query, Router, Schema
-from ninja.responses import Status
 from ninja.errors import HttpError
+from ninja.responses import Status
 from pydantic import ConfigDict, field_validator
 
 from conveyor.scheduling import firing
@@ -48,7 +48,9 @@ class ScheduleFields(Schema):
     start_at: datetime | None = Field(default=None, description="Interval anchor; default: next whole second")
     enabled: bool | None = None
     coalesce: bool | None = Field(default=None, description="After downtime run once, not once per missed time")
-    misfire_grace_seconds: int | None = Field(default=None, ge=0, description="Skip fire times later than this; null = no limit")
+    misfire_grace_seconds: int | None = Field(
+        default=None, ge=0, description="Skip fire times later than this; null = no limit"
+    )
 
     @field_validator("start_at")
     @classmethod
@@ -117,12 +119,29 @@ def schedule_out(schedule):
 
 # API field -> model field; None in the payload clears the nullable ones.
 _FIELDS = {
-    "task": "task_path", "args": "args", "kwargs": "kwargs", "queue": "queue_name", "priority": "priority",
-    "cron": "cron", "timezone": "timezone", "interval_seconds": "interval_seconds", "start_at": "start_at",
-    "enabled": "enabled", "coalesce": "coalesce", "misfire_grace_seconds": "misfire_grace_seconds",
+    "task": "task_path",
+    "args": "args",
+    "kwargs": "kwargs",
+    "queue": "queue_name",
+    "priority": "priority",
+    "cron": "cron",
+    "timezone": "timezone",
+    "interval_seconds": "interval_seconds",
+    "start_at": "start_at",
+    "enabled": "enabled",
+    "coalesce": "coalesce",
+    "misfire_grace_seconds": "misfire_grace_seconds",
 }
-_NOT_NULL = {"task": None, "args": [], "kwargs": {}, "queue": "", "cron": "", "timezone": "UTC",
-             "enabled": True, "coalesce": True}
+_NOT_NULL = {
+    "task": None,
+    "args": [],
+    "kwargs": {},
+    "queue": "",
+    "cron": "",
+    "timezone": "UTC",
+    "enabled": True,
+    "coalesce": True,
+}
 
 
 def _apply(schedule, payload):
@@ -252,8 +271,13 @@ def list_fires(request, name: str, filters: Query[FireFilters]):
         queryset = queryset.filter(outcome=filters.outcome)
     return [
         {
-            "fire_time": f.fire_time, "outcome": f.outcome, "manual": f.manual, "missed_before": f.missed_before,
-            "task_id": str(f.task_id) if f.task_id else None, "error": f.error, "created_at": f.created_at,
+            "fire_time": f.fire_time,
+            "outcome": f.outcome,
+            "manual": f.manual,
+            "missed_before": f.missed_before,
+            "task_id": str(f.task_id) if f.task_id else None,
+            "error": f.error,
+            "created_at": f.created_at,
         }
         for f in queryset.order_by("-fire_time")[: filters.limit]
     ]

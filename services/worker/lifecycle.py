@@ -115,11 +115,16 @@ class Lifecycle(Middleware):
                     f"{_exception_path(exception)} after {message.options.get('retries', 0)} retries; "
                     f"dead-lettered to {message.queue_name}.XQ"
                 )
-            finished_at = records.mark_failed_attempt(message.message_id, error, final=message.failed, failure_reason=reason)
+            finished_at = records.mark_failed_attempt(
+                message.message_id, error, final=message.failed, failure_reason=reason
+            )
             finished, status = message.failed, "FAILED"
         if finished:
             task_result, sender = _task_result(
-                message, status, info, finished_at=finished_at,
+                message,
+                status,
+                info,
+                finished_at=finished_at,
                 **({"return_value": result} if exception is None else {}),
             )
             if task_result is not None:

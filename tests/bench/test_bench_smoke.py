@@ -35,7 +35,9 @@ def test_a_tiny_benchmark_run_reports_every_figure_and_cleans_up(tmp_path):
     env.update(BENCH_SCALE="0.02", BENCH_REPEATS="1", BENCH_SCALE_PROCESSES="1,2", BENCH_RESULTS_DIR=str(tmp_path))
 
     # When: it runs.
-    run = subprocess.run([sys.executable, "-m", "bench"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=540)
+    run = subprocess.run(
+        [sys.executable, "-m", "bench"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=540
+    )
 
     # Then: it succeeded and printed the table.
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

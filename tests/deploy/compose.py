@@ -121,16 +121,30 @@ def python_env_reads(path):
     tree = ast.parse(Path(path).read_text())
     names = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+        if (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             func = node.func
             dotted = ast.unparse(func)
             if (
-                (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "env" and func.attr in _ENV_CALLS)
+                (
+                    isinstance(func, ast.Attribute)
+                    and isinstance(func.value, ast.Name)
+                    and func.value.id == "env"
+                    and func.attr in _ENV_CALLS
+                )
                 or dotted == "env"
                 or dotted in ("os.environ.get", "os.getenv", "environ.get", "getenv", "os.environ.setdefault")
             ):
                 names.add(node.args[0].value)
-        if isinstance(node, ast.Subscript) and ast.unparse(node.value) == "os.environ" and isinstance(node.slice, ast.Constant):
+        if (
+            isinstance(node, ast.Subscript)
+            and ast.unparse(node.value) == "os.environ"
+            and isinstance(node.slice, ast.Constant)
+        ):
             names.add(node.slice.value)
     return names
 

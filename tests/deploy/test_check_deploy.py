@@ -14,7 +14,12 @@ from tests.deploy.compose import ROOT
 
 def web_environment(tmp_path, *env_files):
     generated = tmp_path / ".env"
-    subprocess.run([sys.executable, "scripts/generate-env.py", "--output", str(generated)], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "scripts/generate-env.py", "--output", str(generated)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     values = {}
     for path in (generated, *env_files):  # later files win, like repeated --env-file
         values.update(compose.read_env_file(path))

@@ -43,7 +43,9 @@ def example_env():
 def generated_env(tmp_path_factory):
     """.env as `make env` writes it from .env.example."""
     out = tmp_path_factory.mktemp("env") / ".env"
-    subprocess.run([sys.executable, "scripts/generate-env.py", "--output", str(out)], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "scripts/generate-env.py", "--output", str(out)], cwd=ROOT, check=True, capture_output=True
+    )
     return compose.read_env_file(out)
 
 
@@ -104,7 +106,9 @@ def test_dependencies_wait_for_health_and_for_the_migration(raw):
         for dep, spec in (svc.get("depends_on") or {}).items():
             condition = spec["condition"]
             if condition == "service_healthy":
-                assert services[dep].get("healthcheck"), f"{name} waits for {dep} to be healthy, but {dep} has no healthcheck"
+                assert services[dep].get("healthcheck"), (
+                    f"{name} waits for {dep} to be healthy, but {dep} has no healthcheck"
+                )
             else:
                 assert (condition, dep) == ("service_completed_successfully", "migrate"), (name, dep, condition)
     for name in compose.app_services(raw):
@@ -123,7 +127,13 @@ def test_long_running_services_restart(raw):
 @pytest.mark.parametrize("source", ["example", "defaults"])
 def test_grace_periods_cover_the_shutdown_timeouts(raw, example_env, source):
     # With .env.example's values, and with compose's own defaults (an .env missing the lines)
-    env = {**example_env, "DJANGO_SECRET_KEY": "x", "POSTGRES_PASSWORD": "x", "RABBITMQ_PASSWORD": "x", "GRAFANA_ADMIN_PASSWORD": "x"}
+    env = {
+        **example_env,
+        "DJANGO_SECRET_KEY": "x",
+        "POSTGRES_PASSWORD": "x",
+        "RABBITMQ_PASSWORD": "x",
+        "GRAFANA_ADMIN_PASSWORD": "x",
+    }
     if source == "defaults":
         env = {k: v for k, v in env.items() if k.endswith(("PASSWORD", "SECRET_KEY"))}
     doc = compose.interpolate(raw, env)
@@ -141,7 +151,16 @@ def test_no_default_credentials(raw, example_env):
         assert example_env[name] == "", f"{name} must be generated, not committed"
         with pytest.raises(compose.MissingVariable):
             compose.interpolate(raw, {k: v for k, v in example_env.items() if k != name})
-    rabbit = compose.interpolate(raw, {**example_env, "RABBITMQ_PASSWORD": "p", "POSTGRES_PASSWORD": "p", "DJANGO_SECRET_KEY": "k", "GRAFANA_ADMIN_PASSWORD": "g"})
+    rabbit = compose.interpolate(
+        raw,
+        {
+            **example_env,
+            "RABBITMQ_PASSWORD": "p",
+            "POSTGRES_PASSWORD": "p",
+            "DJANGO_SECRET_KEY": "k",
+            "GRAFANA_ADMIN_PASSWORD": "g",
+        },
+    )
     env = compose.environment(rabbit["services"]["rabbitmq"])
     assert "guest" not in (env["RABBITMQ_DEFAULT_USER"], env["RABBITMQ_DEFAULT_PASS"])
 
@@ -149,7 +168,9 @@ def test_no_default_credentials(raw, example_env):
 def test_generated_env_fills_every_secret_and_is_private(tmp_path):
     out = tmp_path / ".env"
     # When `make env` runs
-    subprocess.run([sys.executable, "scripts/generate-env.py", "--output", str(out)], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "scripts/generate-env.py", "--output", str(out)], cwd=ROOT, check=True, capture_output=True
+    )
     values = compose.read_env_file(out)
     # Then every secret has a fresh value compose can interpolate (no $) and URLs can carry
     secrets_ = {k: v for k, v in values.items() if k.endswith(("_PASSWORD", "_SECRET_KEY"))}
@@ -158,7 +179,9 @@ def test_generated_env_fills_every_secret_and_is_private(tmp_path):
     assert oct(out.stat().st_mode & 0o777) == "0o600"
     compose.interpolate(compose.load(), values)  # no required variable left unset
     # And running it again never replaces secrets the volumes were initialised with
-    subprocess.run([sys.executable, "scripts/generate-env.py", "--output", str(out)], cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "scripts/generate-env.py", "--output", str(out)], cwd=ROOT, check=True, capture_output=True
+    )
     assert compose.read_env_file(out) == values
 
 
@@ -200,7 +223,11 @@ def test_make_up_hands_compose_the_env_file_not_makes_dev_defaults(tmp_path):
     # (from a shell without DJANGO_DEBUG, as a user's; make test's own environment aside)
     shell = {k: v for k, v in os.environ.items() if k not in ("DJANGO_DEBUG", "MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     subprocess.run(
-        ["make", "-s", "up", f"COMPOSE={fake}", f"ENV_FILE={env_file}"], cwd=ROOT, env=shell, check=True, capture_output=True
+        ["make", "-s", "up", f"COMPOSE={fake}", f"ENV_FILE={env_file}"],
+        cwd=ROOT,
+        env=shell,
+        check=True,
+        capture_output=True,
     )
     called = json.loads(record.read_text())
     # Then it created the .env with secrets, passed it, scaled the workers to 4, and did

@@ -20,7 +20,11 @@ def final():
 
 
 def test_every_path_the_dockerfile_copies_exists_and_is_not_ignored():
-    ignored = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    ignored = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     for _, instructions in stages():
         for instruction, args in instructions:
             if instruction != "COPY" or "--from=" in args:
@@ -78,7 +82,7 @@ def test_start_scripts_are_strict_and_exec_the_service():
         text = script.read_text()
         assert "set -o errexit -o pipefail -o nounset" in text, script
         last = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
-        command = " ".join(last[[i for i, l in enumerate(last) if l.lstrip().startswith("exec ")][-1]:])
+        command = " ".join(last[[i for i, line in enumerate(last) if line.lstrip().startswith("exec ")][-1] :])
         assert command.lstrip().startswith("exec "), f"{script}: signals must reach the service, not the shell"
 
 
@@ -87,5 +91,7 @@ def test_the_dependency_list_the_build_installs_is_the_projects():
     build = stages()[0][1]
     run = next(args for ins, args in build if ins == "RUN" and "tomllib" in args)
     code = re.search(r'python -c "(.+?)" >', run).group(1).replace("\\n", "\\\\n")
-    out = subprocess.run([sys.executable, "-c", code.replace("\\\\n", "\\n")], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code.replace("\\\\n", "\\n")], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     assert "django==6.1.*" in out.split() and "dramatiq[rabbitmq,prometheus]==2.2.*" in out.split()

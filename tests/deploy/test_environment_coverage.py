@@ -24,17 +24,33 @@ SERVICE_CODE = {
 # Paths fixed by the image's layout (Dockerfile); compose sets them literally and
 # .env.example names them in a comment instead of offering them as knobs.
 IMAGE_LAYOUT = {
-    "CONVEYOR_DATA_DIR", "DJANGO_STATIC_ROOT", "DJANGO_MEDIA_ROOT", "DJANGO_EMAIL_FILE_PATH", "WEB_BIND",
-    "SCHEDULER_HEARTBEAT_FILE", "SCHEDULER_METRICS_HOST",
+    "CONVEYOR_DATA_DIR",
+    "DJANGO_STATIC_ROOT",
+    "DJANGO_MEDIA_ROOT",
+    "DJANGO_EMAIL_FILE_PATH",
+    "WEB_BIND",
+    "SCHEDULER_HEARTBEAT_FILE",
+    "SCHEDULER_METRICS_HOST",
 }
 # Built by compose from other .env lines (user, password, host, database or vhost).
 COMPOSED = {"DATABASE_URL", "BROKER_URL", "RABBITMQ_MANAGEMENT_URL"}
 # Read by a library, not by our code: {variable: package whose source must read it}.
-LIBRARY_READS = {"dramatiq_prom_port": "dramatiq", "dramatiq_prom_host": "dramatiq", "dramatiq_prom_db": "dramatiq",
-                 "PROMETHEUS_MULTIPROC_DIR": "prometheus_client", "dramatiq_queue_prefetch": "dramatiq"}
+LIBRARY_READS = {
+    "dramatiq_prom_port": "dramatiq",
+    "dramatiq_prom_host": "dramatiq",
+    "dramatiq_prom_db": "dramatiq",
+    "PROMETHEUS_MULTIPROC_DIR": "prometheus_client",
+    "dramatiq_queue_prefetch": "dramatiq",
+}
 # Given a per-container default by the start scripts themselves (metrics folders under
 # the container's own /tmp, the exporter's port): compose may set them, need not.
-START_SCRIPT_DEFAULTS = {"PROMETHEUS_MULTIPROC_DIR", "TMPDIR", "dramatiq_prom_port", "dramatiq_prom_host", "dramatiq_prom_db"}
+START_SCRIPT_DEFAULTS = {
+    "PROMETHEUS_MULTIPROC_DIR",
+    "TMPDIR",
+    "dramatiq_prom_port",
+    "dramatiq_prom_host",
+    "dramatiq_prom_db",
+}
 # Interpolated by the Makefile rather than compose.
 MAKEFILE_READS = {"WORKERS"}
 
@@ -67,7 +83,9 @@ def raw():
 @pytest.fixture(scope="module")
 def shared_reads():
     names = reads_in(SHARED_CODE)
-    assert {"DJANGO_SECRET_KEY", "DATABASE_URL", "BROKER_URL", "CONVEYOR_WORKER_SHUTDOWN_TIMEOUT_SECONDS"} <= names, "the scanner misses settings.py reads"
+    assert {"DJANGO_SECRET_KEY", "DATABASE_URL", "BROKER_URL", "CONVEYOR_WORKER_SHUTDOWN_TIMEOUT_SECONDS"} <= names, (
+        "the scanner misses settings.py reads"
+    )
     return names - {"DJANGO_SETTINGS_MODULE"}  # set by the image (Dockerfile ENV) and manage.py
 
 
@@ -128,7 +146,9 @@ def test_env_example_and_compose_interpolation_match(raw):
 def test_the_scanner_sees_a_new_setting(tmp_path):
     # A new env.int("X") in settings must show up, or the checks above prove nothing.
     source = tmp_path / "s.py"
-    source.write_text('import os, environ\nenv = environ.Env()\nA = env.int("NEW_ONE", default=1)\nB = os.environ.get("OTHER")\n')
+    source.write_text(
+        'import os, environ\nenv = environ.Env()\nA = env.int("NEW_ONE", default=1)\nB = os.environ.get("OTHER")\n'
+    )
     script = tmp_path / "start.sh"
     script.write_text('#!/bin/sh\nlocal_var=1\nexec run --n "${THREADS:-8}" $local_var\n')
     assert compose.python_env_reads(source) == {"NEW_ONE", "OTHER"}

@@ -8,14 +8,13 @@ resources have no bundled schema: they are checked field by field below.
 
 import os
 import shutil
-import sys
 import subprocess
+import sys
 
 import kubernetes_validate
 import pytest
 import yaml
 
-from tests.deploy import compose
 from tests.deploy.compose import ROOT
 
 KUBERNETES_VERSION = "1.33.0"
@@ -74,7 +73,12 @@ def test_deployments_have_probes_resources_and_run_as_non_root(resources):
             assert {"cpu", "memory"} <= container["resources"]["requests"].keys(), name
             assert "memory" in container["resources"]["limits"], name
             assert container["securityContext"]["readOnlyRootFilesystem"] is True, name
-    assert by_kind(resources, "Deployment")["conveyor-web"]["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert (
+        by_kind(resources, "Deployment")["conveyor-web"]["spec"]["template"]["spec"]["containers"][0]["readinessProbe"][
+            "httpGet"
+        ]["path"]
+        == "/readyz"
+    )
 
 
 def test_worker_grace_period_covers_its_shutdown_timeout(resources):
@@ -87,7 +91,9 @@ def test_worker_grace_period_covers_its_shutdown_timeout(resources):
 
 
 def test_every_app_deployment_has_a_disruption_budget(resources):
-    budgets = {tuple(p["spec"]["selector"]["matchLabels"].items()) for p in by_kind(resources, "PodDisruptionBudget").values()}
+    budgets = {
+        tuple(p["spec"]["selector"]["matchLabels"].items()) for p in by_kind(resources, "PodDisruptionBudget").values()
+    }
     for deployment in by_kind(resources, "Deployment").values():
         assert tuple(deployment["spec"]["selector"]["matchLabels"].items()) in budgets, deployment["metadata"]["name"]
 
@@ -118,9 +124,17 @@ def test_the_config_map_sets_every_setting_and_passes_check_deploy(resources, tm
     secrets = {"DJANGO_SECRET_KEY", "DATABASE_URL", "BROKER_URL", "RABBITMQ_MANAGEMENT_URL"}
     wanted = reads_in(SHARED_CODE) - {"DJANGO_SETTINGS_MODULE"}
     assert sorted(wanted - secrets - config.keys()) == []
-    env = {**config, "DJANGO_SECRET_KEY": "k" * 20 + "8s-secret-key-of-fifty-characters-xyz", "DATABASE_URL": "postgres://u:p@db:5432/c", "BROKER_URL": "amqp://u:p@mq:5672/c"}
+    env = {
+        **config,
+        "DJANGO_SECRET_KEY": "k" * 20 + "8s-secret-key-of-fifty-characters-xyz",
+        "DATABASE_URL": "postgres://u:p@db:5432/c",
+        "BROKER_URL": "amqp://u:p@mq:5672/c",
+    }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env={"PATH": os.environ["PATH"], **env}, capture_output=True, text=True,
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr

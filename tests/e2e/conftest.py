@@ -9,8 +9,9 @@ from tests.support.processes import System
 def system_env(transactional_db):
     """Environment for service processes: the test database and this session's vhost."""
     db = connection.settings_dict
+    host = f"{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
     return {
-        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{host}/{db['NAME']}",
         "BROKER_URL": settings.BROKER_URL,
         "DJANGO_SECRET_KEY": "e2e-secret-key-" + "x" * 40,
         "DJANGO_DEBUG": "false",

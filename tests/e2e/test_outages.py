@@ -23,7 +23,9 @@ def test_tasks_submitted_while_the_broker_is_down_complete_once_it_is_back(start
     private_rabbit.stop()
     ids = []
     for i in range(30):
-        status, body, _ = http("POST", f"{system.base_url}/api/v1/tasks", {"task": "demo.tasks.add", "args": [i, i]}, token)
+        status, body, _ = http(
+            "POST", f"{system.base_url}/api/v1/tasks", {"task": "demo.tasks.add", "args": [i, i]}, token
+        )
         # Then each is still accepted (it is in the database)
         assert status == 202, body
         ids.append(body["id"])
@@ -38,7 +40,9 @@ def test_tasks_submitted_while_the_broker_is_down_complete_once_it_is_back(start
         "all tasks to complete after the broker came back",
     )
     assert OutboxEntry.objects.count() == 0
-    assert sorted(TaskRecord.objects.filter(id__in=ids).values_list("return_value", flat=True)) == sorted(2 * i for i in range(30))
+    assert sorted(TaskRecord.objects.filter(id__in=ids).values_list("return_value", flat=True)) == sorted(
+        2 * i for i in range(30)
+    )
 
 
 def test_database_down_answers_503_never_202(system_env, token):
@@ -47,7 +51,9 @@ def test_database_down_answers_503_never_202(system_env, token):
     system = System(env, workers=0, relay=False).start()
     try:
         # When a task is submitted
-        status, body, headers = http("POST", f"{system.base_url}/api/v1/tasks", {"task": "demo.tasks.add", "args": [1, 2]}, token)
+        status, body, headers = http(
+            "POST", f"{system.base_url}/api/v1/tasks", {"task": "demo.tasks.add", "args": [1, 2]}, token
+        )
         # Then 503 with a JSON reason and a Retry-After, never a 202
         assert status == 503, body
         assert body["error"]["code"] == "database_unavailable"

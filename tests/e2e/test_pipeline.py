@@ -1,7 +1,7 @@
 """The whole pipeline as real processes: web, two workers, the relay, RabbitMQ, PostgreSQL."""
 
 import signal
-import time
+from datetime import UTC
 
 import pytest
 
@@ -20,7 +20,10 @@ def submit(system, token, task, *args):
 
 def wait_all_finished(ids, timeout=90):
     wait_for(
-        lambda: TaskRecord.objects.filter(id__in=ids, status__in=[TaskStatus.SUCCESSFUL, TaskStatus.FAILED]).count() == len(ids),
+        lambda: (
+            TaskRecord.objects.filter(id__in=ids, status__in=[TaskStatus.SUCCESSFUL, TaskStatus.FAILED]).count()
+            == len(ids)
+        ),
         timeout,
         f"{len(ids)} tasks to finish",
     )
@@ -86,13 +89,16 @@ def test_failed_task_is_visible_with_its_error_and_can_be_retried(start_system, 
 
 
 def test_deferred_task_runs_once_due_and_not_before(start_system, token):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     # Given a task that must not start for 3 seconds
     system = start_system(workers=1)
-    run_after = datetime.now(timezone.utc) + timedelta(seconds=3)
+    run_after = datetime.now(UTC) + timedelta(seconds=3)
     status, body, _ = http(
-        "POST", f"{system.base_url}/api/v1/tasks", {"task": "demo.tasks.add", "args": [1, 1], "run_after": run_after.isoformat()}, token
+        "POST",
+        f"{system.base_url}/api/v1/tasks",
+        {"task": "demo.tasks.add", "args": [1, 1], "run_after": run_after.isoformat()},
+        token,
     )
     assert status == 202
     # When time passes; Then the relay publishes it once due and it runs, not earlier

@@ -32,8 +32,14 @@ def delete_queue(queue):
 
 def messages(n, queue=QUEUE):
     return [
-        dramatiq.Message(queue_name=queue, actor_name="demo.tasks.noop", args=(), kwargs={},
-                         options={"broker_priority": 5}, message_id=str(uuid.uuid4()))
+        dramatiq.Message(
+            queue_name=queue,
+            actor_name="demo.tasks.noop",
+            args=(),
+            kwargs={},
+            options={"broker_priority": 5},
+            message_id=str(uuid.uuid4()),
+        )
         for _ in range(n)
     ]
 

@@ -27,7 +27,9 @@ def queue_depth(queue):
 
 
 def make_records(n, path="demo.tasks.noop", queue="reports"):
-    records = [submission.prepare(submission.TaskSpec(task_path=path, args=[], kwargs={}, queue_name=queue)) for _ in range(n)]
+    records = [
+        submission.prepare(submission.TaskSpec(task_path=path, args=[], kwargs={}, queue_name=queue)) for _ in range(n)
+    ]
     return submission.submit_many(records)
 
 
@@ -64,10 +66,15 @@ def test_stopping_the_publisher_publishes_what_was_handed_over_and_closes_its_co
 def test_relay_publishes_entries_whose_lease_ran_out():
     purge_queues("reports")
     # Given tasks whose publisher died before publishing (entry still leased, lease expired)
-    records = [submission.prepare(submission.TaskSpec(task_path="demo.tasks.noop", args=[], kwargs={}, queue_name="reports")) for _ in range(3)]
+    records = [
+        submission.prepare(submission.TaskSpec(task_path="demo.tasks.noop", args=[], kwargs={}, queue_name="reports"))
+        for _ in range(3)
+    ]
     for record in records:
         record.save()
-        OutboxEntry.objects.create(task=record, available_at=timezone.now(), locked_until=timezone.now() - timedelta(seconds=1))
+        OutboxEntry.objects.create(
+            task=record, available_at=timezone.now(), locked_until=timezone.now() - timedelta(seconds=1)
+        )
     # When a relay sweeps once
     call_command("relay", once=True)
     # Then they are on the queue and gone from the outbox
@@ -78,7 +85,9 @@ def test_relay_publishes_entries_whose_lease_ran_out():
 
 def test_two_relays_never_claim_the_same_entry():
     # Given 300 due entries nobody holds
-    records = [submission.prepare(submission.TaskSpec(task_path="demo.tasks.noop", args=[], kwargs={})) for _ in range(300)]
+    records = [
+        submission.prepare(submission.TaskSpec(task_path="demo.tasks.noop", args=[], kwargs={})) for _ in range(300)
+    ]
     TaskRecord.objects.bulk_create(records)
     OutboxEntry.objects.bulk_create([OutboxEntry(task=r, available_at=timezone.now()) for r in records])
     claimed = {0: [], 1: []}
@@ -111,9 +120,13 @@ def test_two_relays_never_claim_the_same_entry():
 def test_publisher_leaves_an_entry_whose_lease_ran_out_to_the_relay():
     purge_queues("reports")
     # Given an entry whose publisher held it so long that its lease ran out
-    record = submission.prepare(submission.TaskSpec(task_path="demo.tasks.noop", args=[], kwargs={}, queue_name="reports"))
+    record = submission.prepare(
+        submission.TaskSpec(task_path="demo.tasks.noop", args=[], kwargs={}, queue_name="reports")
+    )
     record.save()
-    entry = OutboxEntry.objects.create(task=record, available_at=timezone.now(), locked_until=timezone.now() - timedelta(seconds=1))
+    entry = OutboxEntry.objects.create(
+        task=record, available_at=timezone.now(), locked_until=timezone.now() - timedelta(seconds=1)
+    )
     # When that publisher finally gets to it
     published = outbox.publish([(entry, record)])
     # Then it does not publish (a relay may own it now), and the entry stays for the relay

@@ -64,7 +64,9 @@ def test_fresh_duplicate_of_a_running_task_is_skipped(rabbit_worker):
     from conveyor.messages import build_message
 
     # Given a task another worker is running (its row says RUNNING)
-    record = TaskRecord.objects.create(task_path="demo.tasks.add", args=[1, 2], kwargs={}, status=TaskStatus.RUNNING, attempts=1)
+    record = TaskRecord.objects.create(
+        task_path="demo.tasks.add", args=[1, 2], kwargs={}, status=TaskStatus.RUNNING, attempts=1
+    )
     # When a second, freshly published copy of its message arrives (not a redelivery)
     dramatiq.get_broker().enqueue(build_message(record))
     # Then the worker acknowledges it without running the task again
@@ -78,6 +80,8 @@ def queue_messages(queue):
     """Ready plus unacknowledged messages (passive declares count only the ready ones)."""
     from tests.support.rabbitmq import rabbitmqctl
 
-    out = rabbitmqctl("list_queues", "-p", os.environ["CONVEYOR_TEST_VHOST"], "--no-table-headers", "name", "messages").stdout
+    out = rabbitmqctl(
+        "list_queues", "-p", os.environ["CONVEYOR_TEST_VHOST"], "--no-table-headers", "name", "messages"
+    ).stdout
     counts = dict(line.split("\t") for line in out.strip().splitlines() if "\t" in line)
     return int(counts[queue])

@@ -125,11 +125,15 @@ def run_mix(system, secret):
     ids, posts = [], 0
     for task, args, kwargs, count in MIX:
         for _ in range(count):
-            status, body, _ = http("POST", f"{base}/tasks", {"task": task, "args": args, "kwargs": kwargs}, token=secret)
+            status, body, _ = http(
+                "POST", f"{base}/tasks", {"task": task, "args": args, "kwargs": kwargs}, token=secret
+            )
             posts += 1
             assert status == 202, body
             ids.append(body["id"])
-    status, body, _ = http("POST", f"{base}/tasks/batch", {"tasks": [{"task": "demo.tasks.noop"}] * BATCH}, token=secret)
+    status, body, _ = http(
+        "POST", f"{base}/tasks/batch", {"tasks": [{"task": "demo.tasks.noop"}] * BATCH}, token=secret
+    )
     assert status == 202, body
     ids += [t["id"] for t in body["tasks"]]
     # Client errors, so that the error panels have something to show
@@ -218,7 +222,10 @@ def test_alerts_see_the_failures_of_the_run(live):
     # The run dead-lettered 4 failing tasks: the dead-letter alert must be pending or firing.
     prometheus = live["prometheus"]
     wait_for(
-        lambda: any(a["labels"]["alertname"] == "ConveyorMessagesDeadLettered"
-                    for a in prometheus.api("alerts")["data"]["alerts"]),
-        30, "ConveyorMessagesDeadLettered",
+        lambda: any(
+            a["labels"]["alertname"] == "ConveyorMessagesDeadLettered"
+            for a in prometheus.api("alerts")["data"]["alerts"]
+        ),
+        30,
+        "ConveyorMessagesDeadLettered",
     )

@@ -20,7 +20,9 @@ def test_prometheus_config_is_valid():
 
 
 def test_alert_rules_are_valid():
-    result = promtool("check", "rules", *sorted(str(p.relative_to(PROMETHEUS_DIR)) for p in PROMETHEUS_DIR.glob("rules/*.yml")))
+    result = promtool(
+        "check", "rules", *sorted(str(p.relative_to(PROMETHEUS_DIR)) for p in PROMETHEUS_DIR.glob("rules/*.yml"))
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -6,7 +6,6 @@ import time
 import dramatiq
 import pika
 import pytest
-from django.conf import settings
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 from conveyor.queue_metrics import QueueCollector
@@ -30,7 +29,11 @@ def idle_queue(settings):
 
 def message(queue, age_seconds=0.0, **options):
     return dramatiq.Message(
-        queue_name=queue, actor_name="demo.tasks.add", args=(1, 2), kwargs={}, options=options,
+        queue_name=queue,
+        actor_name="demo.tasks.add",
+        args=(1, 2),
+        kwargs={},
+        options=options,
         message_timestamp=int((time.time() - age_seconds) * 1000),
     )
 

@@ -35,7 +35,9 @@ def test_a_time_in_the_skipped_hour_fires_once_right_after_the_change():
     trigger = cron_trigger("30 1 * * *", "Europe/London")
     # Then that day it fires once, at 02:30 BST (01:30 UTC), and at 01:30 BST afterwards
     assert next_fire_times(trigger, utc(2025, 3, 29), 3) == [
-        utc(2025, 3, 29, 1, 30), utc(2025, 3, 30, 1, 30), utc(2025, 3, 31, 0, 30)
+        utc(2025, 3, 29, 1, 30),
+        utc(2025, 3, 30, 1, 30),
+        utc(2025, 3, 31, 0, 30),
     ]
 
 
@@ -44,7 +46,9 @@ def test_a_time_in_the_repeated_hour_fires_once_not_twice():
     trigger = cron_trigger("30 1 * * *", "Europe/London")
     # Then it fires once that day, at the first 01:30 (BST, 00:30 UTC)
     assert next_fire_times(trigger, utc(2025, 10, 25), 3) == [
-        utc(2025, 10, 25, 0, 30), utc(2025, 10, 26, 0, 30), utc(2025, 10, 27, 1, 30)
+        utc(2025, 10, 25, 0, 30),
+        utc(2025, 10, 26, 0, 30),
+        utc(2025, 10, 27, 1, 30),
     ]
 
 
@@ -54,8 +58,13 @@ def test_fire_times_never_go_backwards_in_the_repeated_hour():
     trigger = cron_trigger("*/30 * * * *", "Europe/London")
     times = next_fire_times(trigger, utc(2025, 10, 25, 23, 50), 5)
     # Then the wall-clock times 01:00 and 01:30 fire once each (in BST), then 02:00 GMT
-    assert times == [utc(2025, 10, 26, 0), utc(2025, 10, 26, 0, 30), utc(2025, 10, 26, 2),
-                     utc(2025, 10, 26, 2, 30), utc(2025, 10, 26, 3)]
+    assert times == [
+        utc(2025, 10, 26, 0),
+        utc(2025, 10, 26, 0, 30),
+        utc(2025, 10, 26, 2),
+        utc(2025, 10, 26, 2, 30),
+        utc(2025, 10, 26, 3),
+    ]
 
 
 def test_weekdays_use_crontab_numbering():
@@ -76,7 +85,9 @@ def test_sunday_is_0_or_7(weekday):
 def test_interval_counts_real_seconds_from_its_anchor():
     trigger = interval_trigger(90, utc(2025, 10, 26, 0, 0))
     assert next_fire_times(trigger, utc(2025, 10, 26, 0, 1), 3) == [
-        utc(2025, 10, 26, 0, 1, 30), utc(2025, 10, 26, 0, 3), utc(2025, 10, 26, 0, 4, 30)
+        utc(2025, 10, 26, 0, 1, 30),
+        utc(2025, 10, 26, 0, 3),
+        utc(2025, 10, 26, 0, 4, 30),
     ]
 
 

@@ -17,8 +17,12 @@ T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 def interval_schedule(**fields):
     """A 60-second schedule anchored at T0 whose cursor sits at T0."""
     schedule = Schedule.objects.create(
-        name=fields.pop("name", "every-minute"), task_path="demo.tasks.add", args=[4, 6],
-        interval_seconds=60, start_at=T0, **fields,
+        name=fields.pop("name", "every-minute"),
+        task_path="demo.tasks.add",
+        args=[4, 6],
+        interval_seconds=60,
+        start_at=T0,
+        **fields,
     )
     schedule.next_fire_time = T0
     schedule.save(update_fields=["next_fire_time"])

@@ -26,16 +26,16 @@ def every_second(name):
 
 
 def fire_times(name):
-    return list(
-        TaskRecord.objects.filter(schedule_name=name).order_by("fire_time").values_list("fire_time", flat=True)
-    )
+    return list(TaskRecord.objects.filter(schedule_name=name).order_by("fire_time").values_list("fire_time", flat=True))
 
 
 def assert_each_fire_time_once_without_gaps(name):
     times = fire_times(name)
     assert times, "no task was fired"
-    assert len(times) == len(set(times)), f"fire times enqueued twice: {sorted({t for t in times if times.count(t) > 1})}"
-    gaps = [(a, b) for a, b in zip(times, times[1:]) if b - a != timedelta(seconds=1)]
+    assert len(times) == len(set(times)), (
+        f"fire times enqueued twice: {sorted({t for t in times if times.count(t) > 1})}"
+    )
+    gaps = [(a, b) for a, b in zip(times, times[1:], strict=False) if b - a != timedelta(seconds=1)]
     assert not gaps, f"fire times missed between: {gaps[:5]}"
     return times
 

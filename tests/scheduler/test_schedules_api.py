@@ -27,8 +27,13 @@ def patch(client, url, body):
     return client.patch(url, data=json.dumps(body), content_type="application/json")
 
 
-DIGEST = {"name": "team-digest", "task": "demo.tasks.send_email", "kwargs": {"to": "team@example.com",
-          "subject": "Daily", "body": "Hello"}, "cron": "0 8 * * 1-5", "timezone": "Europe/Paris"}
+DIGEST = {
+    "name": "team-digest",
+    "task": "demo.tasks.send_email",
+    "kwargs": {"to": "team@example.com", "subject": "Daily", "body": "Hello"},
+    "cron": "0 8 * * 1-5",
+    "timezone": "Europe/Paris",
+}
 
 
 def test_admin_creates_a_cron_schedule_and_reads_it_back(admin):
@@ -36,7 +41,11 @@ def test_admin_creates_a_cron_schedule_and_reads_it_back(admin):
     assert response.status_code == 201, response.json()
     body = response.json()
     assert (body["name"], body["cron"], body["timezone"], body["origin"]) == (
-        "team-digest", "0 8 * * 1-5", "Europe/Paris", "runtime")
+        "team-digest",
+        "0 8 * * 1-5",
+        "Europe/Paris",
+        "runtime",
+    )
     assert body["enabled"] and body["coalesce"] and body["next_fire_time"]
     assert admin.get(f"{URL}/team-digest").json()["next_fire_time"] == body["next_fire_time"]
     assert [s["name"] for s in admin.get(URL).json()] == ["team-digest"]
@@ -121,8 +130,9 @@ def test_delete_removes_a_runtime_schedule_but_keeps_its_tasks(admin):
 
 
 def test_a_schedule_declared_in_code_cannot_be_deleted(admin):
-    Schedule.objects.create(name="from-code", task_path="demo.tasks.noop", interval_seconds=60,
-                            origin=ScheduleOrigin.CODE)
+    Schedule.objects.create(
+        name="from-code", task_path="demo.tasks.noop", interval_seconds=60, origin=ScheduleOrigin.CODE
+    )
     response = admin.delete(f"{URL}/from-code")
     assert response.status_code == 409 and response.json()["error"]["code"] == "declared_in_code"
 

@@ -135,7 +135,10 @@ def test_idempotency_keys_are_per_token(client, make_token):
     for name in ("a", "b"):
         _, secret = make_token(("write",), name=name)
         response = post(
-            client, {"task": "demo.tasks.add", "args": [1, 2]}, HTTP_AUTHORIZATION=f"Bearer {secret}", HTTP_IDEMPOTENCY_KEY="k"
+            client,
+            {"task": "demo.tasks.add", "args": [1, 2]},
+            HTTP_AUTHORIZATION=f"Bearer {secret}",
+            HTTP_IDEMPOTENCY_KEY="k",
         )
         assert response.status_code == 202
         ids.append(response.json()["id"])

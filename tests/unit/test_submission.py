@@ -24,7 +24,9 @@ def noop_records(count):
 
 
 @pytest.mark.parametrize("count", [1, 3, settings.CONVEYOR_MAX_BATCH + 1], ids=["one", "few", "over-batch-limit"])
-def test_each_task_gets_its_outbox_entry_leased_to_the_publisher(django_capture_on_commit_callbacks, handed_over, count):
+def test_each_task_gets_its_outbox_entry_leased_to_the_publisher(
+    django_capture_on_commit_callbacks, handed_over, count
+):
     # Given prepared tasks, up to and past the size one statement takes
     records = noop_records(count)
     # When they are submitted and the transaction commits

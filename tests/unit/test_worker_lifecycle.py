@@ -119,7 +119,9 @@ def test_message_without_a_task_record_is_dead_lettered(stub_broker, stub_worker
     import dramatiq
 
     # Given a message published by something other than Conveyor
-    stub_broker.enqueue(dramatiq.Message(queue_name="default", actor_name="demo.tasks.noop", args=(), kwargs={}, options={}))
+    stub_broker.enqueue(
+        dramatiq.Message(queue_name="default", actor_name="demo.tasks.noop", args=(), kwargs={}, options={})
+    )
     # When the worker receives it
     stub_broker.join("default", fail_fast=False)
     stub_worker.join()
