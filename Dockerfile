@@ -24,7 +24,7 @@ FROM ${PYTHON_IMAGE} AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    DJANGO_SETTINGS_MODULE=conveyor.settings \
+    DJANGO_SETTINGS_MODULE=config.settings \
     DJANGO_STATIC_ROOT=/app/static
 # A fixed numeric uid/gid: Kubernetes' runAsNonRoot can only verify a numeric USER.
 RUN groupadd --system --gid 10001 conveyor \
@@ -36,6 +36,7 @@ WORKDIR /app
 # Source owned by root and read-only to the service user: a compromised process
 # cannot rewrite the code it runs.
 COPY manage.py pyproject.toml ./
+COPY config ./config
 COPY conveyor ./conveyor
 COPY services ./services
 COPY demo ./demo

@@ -31,7 +31,7 @@ class Conveyor:
         self.broker_url = broker_url
         self.port = port
         self.env = infra.python_env(
-            DJANGO_SETTINGS_MODULE="conveyor.settings",
+            DJANGO_SETTINGS_MODULE="config.settings",
             DATABASE_URL=database_url,
             BROKER_URL=broker_url,
             DJANGO_DEBUG="false",  # DEBUG keeps every SQL query in memory

@@ -11,6 +11,7 @@ your transaction and the message is published only when it commits.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.tasks import TaskResultStatus
@@ -19,7 +20,9 @@ from django.tasks.base import Task, TaskError, TaskResult
 from django.tasks.exceptions import TaskResultDoesNotExist
 from django.tasks.signals import task_enqueued
 
+from conveyor import catalog, submission
 from conveyor.core.models import TaskRecord, TaskSource, TaskStatus
+from conveyor.errors import TaskCancelled
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,13 +41,15 @@ _STATUS = {
 }
 
 
-def to_task_result(record, task):
+def to_task_result(record: TaskRecord, task: Task) -> TaskResult:
     errors = [
         TaskError(exception_class_path=e["exception_class_path"], traceback=e.get("traceback", ""))
         for e in record.errors
     ]
     if record.status == TaskStatus.CANCELLED:
-        errors.append(TaskError(exception_class_path="conveyor.errors.TaskCancelled", traceback=""))
+        errors.append(
+            TaskError(exception_class_path=f"{TaskCancelled.__module__}.{TaskCancelled.__qualname__}", traceback="")
+        )
     changes = {"queue_name": record.queue_name, "priority": record.priority}
     if record.run_after:
         changes["run_after"] = record.run_after
@@ -73,9 +78,7 @@ class ConveyorBackend(BaseTaskBackend):
     supports_get_result = True
     supports_priority = True
 
-    def enqueue(self, task, args, kwargs):
-        from conveyor import submission
-
+    def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
         self.validate_task(task)
         record = submission.prepare(
             submission.TaskSpec(
@@ -93,9 +96,7 @@ class ConveyorBackend(BaseTaskBackend):
         task_enqueued.send(type(self), task_result=result)
         return result
 
-    def get_result(self, result_id):
-        from conveyor import catalog
-
+    def get_result(self, result_id: str) -> TaskResult:
         try:
             record = TaskRecord.objects.get(id=result_id)
         except (TaskRecord.DoesNotExist, ValidationError):

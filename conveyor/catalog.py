@@ -19,7 +19,7 @@ from django.tasks import Task, TaskContext, task_backends
 from django.utils.json import normalize_json
 from django.utils.module_loading import module_has_submodule
 
-from conveyor import runtime
+from conveyor import backend, runtime
 from conveyor.errors import InvalidArguments, UnknownTask
 
 _catalog: dict[str, "CatalogEntry"] = {}
@@ -132,10 +132,8 @@ class CatalogEntry:
 def _is_conveyor_task(obj):
     if not isinstance(obj, Task):
         return False
-    from conveyor.backend import ConveyorBackend
-
     try:
-        return isinstance(task_backends[obj.backend], ConveyorBackend)
+        return isinstance(task_backends[obj.backend], backend.ConveyorBackend)
     except Exception:
         return False
 

@@ -4,6 +4,8 @@ import logging
 
 from dramatiq.encoder import JSONEncoder
 
+from conveyor import metrics
+
 logger = logging.getLogger(__name__)
 
 
@@ -18,8 +20,6 @@ class StrictJSONEncoder(JSONEncoder):
         try:
             return super().decode(data)
         except Exception:
-            from conveyor import metrics
-
             metrics.DEAD_LETTERS.labels(reason="undecodable").inc()
             logger.error("Dead-lettering an undecodable message (%d bytes): %r", len(data), data[:200])
             raise

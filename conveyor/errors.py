@@ -1,27 +1,197 @@
-"""Exceptions shared by every service."""
+"""Every error Conveyor raises on purpose, in one hierarchy.
+
+Each class carries its machine-readable ``code`` and the HTTP ``status`` the web
+service answers with, so no caller decides a status by looking at a message. The
+message defaults to the class docstring's first line, as in procrastinate:
+``raise TaskNotFound()`` is enough; pass a message to say more.
+
+    ConveyorError
+    ├── ClientError (4xx: the caller can fix it)
+    │   ├── InvalidRequest, MalformedBody, UnknownTask, InvalidArguments, InvalidSchedule
+    │   ├── Unauthorized (401), Forbidden (403)
+    │   ├── NotFound (404): TaskNotFound, ScheduleNotFound, PathNotFound
+    │   ├── Conflict (409): IdempotencyConflict, TransitionNotAllowed, ScheduleExists, DeclaredInCode
+    │   └── BodyTooLarge (413)
+    ├── ServiceUnavailable (503): DatabaseUnavailable, PublishError
+    └── TaskCancelled (stands in Django's TaskResult.errors)
+"""
+
+from typing import Any
 
 
 class ConveyorError(Exception):
-    """Base class; `code` is the machine-readable error code the API returns."""
+    """Something went wrong in Conveyor."""
 
-    code = "error"
+    code: str = "error"
+    status: int = 500
+    headers: dict[str, str] = {}
+
+    def __init__(self, message: str | None = None, details: Any = None) -> None:
+        super().__init__(message or (self.__doc__ or self.code).strip().splitlines()[0])
+        self.details = details
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
 
 
-class UnknownTask(ConveyorError):
+# --- the caller's fault: 4xx -----------------------------------------------------------
+
+
+class ClientError(ConveyorError):
+    """The request cannot be carried out as sent."""
+
+    code = "bad_request"
+    status = 400
+
+
+class InvalidRequest(ClientError):
+    """The request does not match the API's schema."""
+
+    code = "invalid_request"
+
+
+class MalformedBody(ClientError):
+    """The request body is not valid JSON."""
+
+    code = "malformed_json"
+
+
+class UnknownTask(ClientError):
+    """No task of that name is in the catalog."""
+
     code = "unknown_task"
 
 
-class InvalidArguments(ConveyorError):
+class InvalidArguments(ClientError):
+    """The arguments do not fit the task's signature."""
+
     code = "invalid_arguments"
 
-    def __init__(self, message, details=None):
-        super().__init__(message)
-        self.details = details or []
+
+class InvalidSchedule(ClientError, ValueError):
+    """The schedule's timing cannot produce fire times."""
+
+    code = "invalid_schedule"
 
 
-class IdempotencyConflict(ConveyorError):
+class Unauthorized(ClientError):
+    """Missing or invalid bearer token."""
+
+    code = "unauthorized"
+    status = 401
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class Forbidden(ClientError):
+    """This token may not do that."""
+
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(ClientError):
+    """Nothing is there."""
+
+    code = "not_found"
+    status = 404
+
+
+class TaskNotFound(NotFound):
+    """No such task (or not one this token may see)."""
+
+    code = "task_not_found"
+
+
+class ScheduleNotFound(NotFound):
+    """No such schedule."""
+
+    code = "schedule_not_found"
+
+
+class PathNotFound(NotFound):
+    """No such path in the API."""
+
+    code = "path_not_found"
+
+
+class Conflict(ClientError):
+    """The request conflicts with the current state."""
+
+    code = "conflict"
+    status = 409
+
+
+class IdempotencyConflict(Conflict):
+    """That Idempotency-Key was already used for a different task."""
+
     code = "idempotency_conflict"
 
 
+class TransitionNotAllowed(Conflict):
+    """The task's status does not allow that change."""
+
+    code = "transition_not_allowed"
+
+
+class NotCancellable(TransitionNotAllowed):
+    """Only a READY task can be cancelled."""
+
+    code = "not_cancellable"
+
+
+class NotRetryable(TransitionNotAllowed):
+    """Only a FAILED or CANCELLED task can be retried."""
+
+    code = "not_retryable"
+
+
+class ScheduleExists(Conflict):
+    """A schedule of that name exists."""
+
+    code = "schedule_exists"
+
+
+class DeclaredInCode(Conflict):
+    """The schedule is declared in code; disable it or remove it from the code."""
+
+    code = "declared_in_code"
+
+
+class BodyTooLarge(ClientError):
+    """The request body is too large."""
+
+    code = "body_too_large"
+    status = 413
+
+
+# --- not the caller's fault: 5xx -------------------------------------------------------
+
+
+class ServiceUnavailable(ConveyorError):
+    """A service Conveyor needs is unreachable; retry later."""
+
+    code = "unavailable"
+    status = 503
+    headers = {"Retry-After": "5"}
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The task database is unreachable; retry later."""
+
+    code = "database_unavailable"
+
+
+class PublishError(ServiceUnavailable):
+    """RabbitMQ did not confirm the messages (connection lost, timeout, channel closed)."""
+
+    code = "broker_unavailable"
+
+
+# --- not raised: a value in Django's TaskResult.errors ----------------------------------
+
+
 class TaskCancelled(ConveyorError):
-    """Stands in Django's TaskResult.errors for a CANCELLED task (Django has no such status)."""
+    """The task was cancelled (Django has no CANCELLED status: it reads as FAILED with this error)."""
+
+    code = "cancelled"

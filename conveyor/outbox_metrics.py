@@ -6,7 +6,10 @@ reaching RabbitMQ: the broker is down or refusing, or no relay is running.
 
 import logging
 
+from django.db import close_old_connections
 from prometheus_client.core import GaugeMetricFamily
+
+from conveyor import outbox
 
 logger = logging.getLogger(__name__)
 
@@ -16,15 +19,11 @@ class OutboxCollector:
         return []
 
     def collect(self):
-        from django.db import close_old_connections
-
-        from conveyor import outbox
-
         up = GaugeMetricFamily(
             "conveyor_outbox_collector_up", "1 if the last read of the outbox from the database succeeded, else 0."
         )
         try:
-            count, oldest_age = outbox.backlog()
+            backlog = outbox.backlog()
         except Exception as exc:
             logger.warning("Could not read the outbox backlog: %s", exc)
             close_old_connections()
@@ -34,12 +33,12 @@ class OutboxCollector:
         yield GaugeMetricFamily(
             "conveyor_outbox_entries",
             "Tasks committed but not yet confirmed by RabbitMQ (deferred tasks waiting for run_after included).",
-            value=count,
+            value=backlog.entries,
         )
         yield GaugeMetricFamily(
             "conveyor_outbox_oldest_entry_age_seconds",
             "Seconds the oldest due outbox entry has waited to be published; 0 when none is due.",
-            value=oldest_age,
+            value=backlog.oldest_due_age_seconds,
         )
         up.add_metric([], 1)
         yield up

@@ -1,8 +1,8 @@
 """The in-process fast path: publish freshly committed tasks from one background thread.
 
 pika connections are not thread-safe, so each process publishes from a single thread
-that owns its connection. Request threads only hand over (entry, record) pairs after
-their transaction commits, so a slow or absent broker never slows a request. What
+that owns its connection. Request threads only hand over outbox entries after their
+transaction commits, so a slow or absent broker never slows a request. What
 this thread cannot publish stays leased in the outbox and a relay takes it later.
 """
 
@@ -12,10 +12,12 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Iterable
 
-from django.db import close_old_connections, connections
+from django.db import close_old_connections, connections, transaction
 
-from conveyor import batch_publish
+from conveyor import confirms, outbox
+from conveyor.core.models import OutboxEntry
 
 logger = logging.getLogger(__name__)
 
@@ -26,17 +28,18 @@ _STOP = object()  # handed over by stop(): publish what came before it, close, e
 class Publisher:
     BATCH = 500
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._queue = queue.Queue()
         self._thread = None
         self._lock = threading.Lock()
         self._pid = None
 
-    def publish(self, pairs):
+    def hand_over(self, entries: Iterable[OutboxEntry]) -> None:
+        """Publish these committed outbox entries (each holding its task) from the publisher thread."""
         self._ensure_thread()
-        self._queue.put(list(pairs))
+        self._queue.put(list(entries))
 
-    def _ensure_thread(self):
+    def _ensure_thread(self) -> None:
         # After a fork (gunicorn) the parent's thread does not exist in the child.
         if self._thread is not None and self._thread.is_alive() and self._pid == os.getpid():
             return
@@ -49,55 +52,53 @@ class Publisher:
                 # A script that enqueues and exits should not leave its tasks to the relay.
                 atexit.register(self.stop)
 
-    def _take_batch(self):
+    def _take_batch(self) -> tuple[list[OutboxEntry], int, bool]:
         try:
-            pairs = self._queue.get(timeout=1.0)
+            entries = self._queue.get(timeout=1.0)
         except queue.Empty:
             # Idle: give the database connection back rather than hold it forever.
             connections.close_all()
             try:
-                pairs = self._queue.get(timeout=batch_publish.MAX_IDLE_SECONDS)
+                entries = self._queue.get(timeout=confirms.MAX_IDLE_SECONDS)
             except queue.Empty:
                 # Longer idle: the broker connection too (nothing answers its heartbeats).
-                batch_publish.close()
-                pairs = self._queue.get()
-        if pairs is _STOP:
+                confirms.close()
+                entries = self._queue.get()
+        if entries is _STOP:
             return [], 1, True
-        pairs, taken = list(pairs), 1
-        while len(pairs) < self.BATCH:
+        entries, taken = list(entries), 1
+        while len(entries) < self.BATCH:
             try:
                 more = self._queue.get_nowait()
             except queue.Empty:
                 break
             taken += 1
             if more is _STOP:
-                return pairs, taken, True
-            pairs.extend(more)
-        return pairs, taken, False
+                return entries, taken, True
+            entries.extend(more)
+        return entries, taken, False
 
-    def _run(self):
-        from conveyor import outbox
-
+    def _run(self) -> None:
         stopping = False
         while not stopping:
-            pairs, taken, stopping = self._take_batch()
+            entries, taken, stopping = self._take_batch()
             try:
-                if pairs:
-                    outbox.publish(pairs)
+                if entries:
+                    outbox.deliver(entries)
             except Exception:
-                logger.exception("Publisher failed; %d tasks wait in the outbox for a relay", len(pairs))
+                logger.exception("Publisher failed; %d tasks wait in the outbox for a relay", len(entries))
                 time.sleep(0.5)
             finally:
                 close_old_connections()
                 if stopping:
                     # Closing here, while the broker is still there, rather than on a later
                     # idle timeout, which would find the connection dead and log an error.
-                    batch_publish.close()
+                    confirms.close()
                     connections.close_all()
                 for _ in range(taken):
                     self._queue.task_done()
 
-    def stop(self, timeout=5.0):
+    def stop(self, timeout: float = 5.0) -> bool:
         """Publish what was handed over, close the broker connection and end the thread.
 
         The next publish() starts a new thread. Returns False if the thread did not end in time.
@@ -109,7 +110,7 @@ class Publisher:
         thread.join(timeout)
         return not thread.is_alive()
 
-    def flush(self, timeout=5.0):
+    def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything handed over so far was tried (the scheduler at shutdown, tests)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -120,3 +121,13 @@ class Publisher:
 
 
 publisher = Publisher()
+
+
+def publish_after_commit(entries: Iterable[OutboxEntry]) -> None:
+    """Hand the entries leased to this process (tasks due now) to its publisher once the transaction commits.
+
+    Outside a transaction that is at once. Deferred tasks' entries wait for a relay.
+    """
+    due = outbox.due_now(list(entries))
+    if due:
+        transaction.on_commit(lambda: publisher.hand_over(due))

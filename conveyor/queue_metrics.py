@@ -28,6 +28,7 @@ import logging
 import time
 import urllib.parse
 import urllib.request
+from typing import NamedTuple
 
 import pika
 from django.conf import settings
@@ -37,6 +38,17 @@ logger = logging.getLogger(__name__)
 
 TIMEOUT = 3.0  # seconds; a scrape must not hang on a sick broker
 STATES = (("", "ready"), (".DQ", "delayed"), (".XQ", "dead_letter"))
+
+
+class QueueFigures(NamedTuple):
+    depth: dict[tuple[str, str], int]  # (queue, state) -> messages
+    consumers: dict[str, int]  # queue -> consumers
+    ages: dict[str, float]  # queue -> seconds the head message has waited
+
+
+class PassiveDeclare(NamedTuple):
+    ready: int
+    consumers: int
 
 
 class QueueCollector:
@@ -49,7 +61,7 @@ class QueueCollector:
             "conveyor_queue_collector_up", "1 if the last read of queue depths from RabbitMQ succeeded, else 0."
         )
         try:
-            depth, consumers, ages = self.read()
+            figures = self.read()
         except Exception as exc:
             logger.warning("Could not read queue depths from RabbitMQ: %s", exc)
             up.add_metric([], 0)
@@ -61,19 +73,19 @@ class QueueCollector:
             "management API), delayed (<queue>.DQ) and dead_letter (<queue>.XQ).",
             labels=["queue", "state"],
         )
-        for (queue, state), value in sorted(depth.items()):
+        for (queue, state), value in sorted(figures.depth.items()):
             messages.add_metric([queue, state], value)
         consumer_family = GaugeMetricFamily(
             "conveyor_queue_consumers", "Consumers (worker processes) subscribed to a queue.", labels=["queue"]
         )
-        for queue, value in sorted(consumers.items()):
+        for queue, value in sorted(figures.consumers.items()):
             consumer_family.add_metric([queue], value)
         age_family = GaugeMetricFamily(
             "conveyor_queue_oldest_message_age_seconds",
             "Seconds the message at the head of a queue has been waiting; 0 when none is waiting.",
             labels=["queue"],
         )
-        for queue, value in sorted(ages.items()):
+        for queue, value in sorted(figures.ages.items()):
             age_family.add_metric([queue], value)
         up.add_metric([], 1)
         yield from (messages, consumer_family, age_family, up)
@@ -83,8 +95,8 @@ class QueueCollector:
             value=time.monotonic() - started,
         )
 
-    def read(self):
-        """({(queue, state): count}, {queue: consumers}, {queue: age seconds})."""
+    def read(self) -> QueueFigures:
+        """Every Conveyor queue's depth by state, consumers, and the age of its head message."""
         queues = list(settings.CONVEYOR_QUEUES)
         management = getattr(settings, "RABBITMQ_MANAGEMENT_URL", "")
         connection = _connect()
@@ -100,7 +112,7 @@ class QueueCollector:
                         ages[queue] = _head_age(connection, queue) if depth[(queue, "ready")] else 0.0
         finally:
             connection.close()
-        return depth, consumers, ages
+        return QueueFigures(depth, consumers, ages)
 
 
 class _Connection:
@@ -122,15 +134,15 @@ class _Connection:
             self._channel = self._connection.channel()
         return self._channel
 
-    def declare_passive(self, name):
-        """(ready, consumers), or None if the queue does not exist (no worker declared it yet)."""
+    def declare_passive(self, name: str) -> PassiveDeclare | None:
+        """The queue's ready count and consumers, or None if it does not exist (no worker declared it yet)."""
         try:
             result = self.channel.queue_declare(name, passive=True).method
         except pika.exceptions.ChannelClosedByBroker as exc:
             if exc.reply_code == 404:
                 return None
             raise
-        return result.message_count, result.consumer_count
+        return PassiveDeclare(result.message_count, result.consumer_count)
 
     def close(self):
         try:
@@ -150,9 +162,9 @@ def _amqp_depths(connection, queues):
             found = connection.declare_passive(queue + suffix)
             if found is None:
                 continue
-            depth[(queue, state)] = found[0]
+            depth[(queue, state)] = found.ready
             if state == "ready":
-                consumers[queue] = found[1]
+                consumers[queue] = found.consumers
     return depth, consumers
 
 

@@ -5,31 +5,40 @@ happens only after the transaction commits; if the caller is already inside a
 transaction, the task is enqueued when (and only if) that transaction commits.
 """
 
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connections, router, transaction
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
 
-from conveyor import catalog, metrics
-from conveyor.core.models import OutboxEntry, TaskRecord, TaskSource
+from conveyor import catalog, metrics, outbox
+from conveyor.core.models import ApiToken, OutboxEntry, TaskRecord, TaskSource
 from conveyor.errors import IdempotencyConflict, InvalidArguments
+from conveyor.publisher import publish_after_commit
 
 
 @dataclass
 class TaskSpec:
+    """What a caller asks to run; `None` fields take the task's own defaults."""
+
     task_path: str
-    args: list[Any]
-    kwargs: dict[str, Any]
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
     queue_name: str | None = None
     priority: int | None = None
-    run_after: Any = None
+    run_after: datetime | None = None
 
 
-def prepare(spec):
+class Submitted(NamedTuple):
+    record: TaskRecord
+    created: bool  # False: an Idempotency-Key replay answered with the existing task
+
+
+def prepare(spec: TaskSpec) -> TaskRecord:
     """Validate a spec against the catalog; return the TaskRecord to insert (unsaved)."""
     entry = catalog.get(spec.task_path)
     entry.validate(spec.args, spec.kwargs)
@@ -49,18 +58,9 @@ def prepare(spec):
     )
 
 
-def _outbox_entry(record, now):
-    due = record.run_after is None or record.run_after <= now
-    lease = timedelta(seconds=settings.CONVEYOR_OUTBOX_LEASE_SECONDS)
-    return OutboxEntry(
-        task=record,
-        available_at=record.run_after or now,
-        # A due task is leased to this process's publisher; a deferred one waits for a relay.
-        locked_until=now + lease if due else None,
-    )
-
-
-def submit_many(records, *, source=TaskSource.API, owner=None):
+def submit_many(
+    records: Sequence[TaskRecord], *, source: str = TaskSource.API, owner: ApiToken | None = None
+) -> Sequence[TaskRecord]:
     """Insert prepared records and their outbox entries; publish after commit."""
     now = timezone.now()
     for record in records:
@@ -68,114 +68,73 @@ def submit_many(records, *, source=TaskSource.API, owner=None):
         record.owner = owner
         record.enqueued_at = now
     entries = _insert(records, now)
-    due = [(entry, record) for entry, record in zip(entries, records, strict=True) if entry.locked_until]
-    if due:
-        from conveyor.publisher import publisher
-
-        transaction.on_commit(lambda: publisher.publish(due))
+    publish_after_commit(entries)
     for record in records:
         metrics.TASKS_ACCEPTED.labels(task=record.task_path, source=source).inc()
     return records
 
 
-def _insert(records, now):
+def _insert(records: Sequence[TaskRecord], now: datetime) -> list[OutboxEntry]:
     """Insert the task rows and their outbox entries atomically; return the entries in order."""
     using = router.db_for_write(TaskRecord)
     if connections[using].vendor == "postgresql" and len(records) <= settings.CONVEYOR_MAX_BATCH:
         return _insert_in_one_statement(records, now, using)
     with transaction.atomic(using=using):
         TaskRecord.objects.using(using).bulk_create(records)
-        return OutboxEntry.objects.using(using).bulk_create([_outbox_entry(r, now) for r in records])
+        return outbox.add(records, now)
 
 
-def _insert_in_one_statement(records, now, using):
+def _insert_in_one_statement(records: Sequence[TaskRecord], now: datetime, using: str) -> list[OutboxEntry]:
     """PostgreSQL: both inserts in one data-modifying CTE, so one round trip and no BEGIN/COMMIT.
 
     A single statement is atomic on its own, and inside a caller's transaction it is
     part of it. Django's own compiler writes the task INSERT (columns, defaults,
-    auto_now_add, JSON adaptation), so the statement follows the model. Measured on
-    the web's hot path: two bulk_create calls in a transaction were about a third of
-    a web process's CPU per accepted task (README, "Performance").
+    auto_now_add, JSON adaptation), so the statement follows the model; the outbox
+    writes its own part (conveyor.outbox.insert_sql, where the lease rule lives).
+    Measured on the web's hot path: two bulk_create calls in a transaction were about a
+    third of a web process's CPU per accepted task (docs/performance.md).
     """
     query = InsertQuery(TaskRecord)
     query.insert_values(TaskRecord._meta.concrete_fields, records)
     [(task_sql, task_params)] = query.get_compiler(using=using).as_sql()
-    outbox = OutboxEntry._meta
-    columns = ", ".join(
-        outbox.get_field(name).column
-        for name in ("task", "available_at", "locked_until", "attempts", "last_error", "created_at")
-    )
-    # Same rule as _outbox_entry: a due task is leased to this process's publisher.
-    sql = (
-        f"WITH task AS ({task_sql} RETURNING id, run_after) "
-        f"INSERT INTO {outbox.db_table} ({columns}) "
-        "SELECT id, COALESCE(run_after, %s), CASE WHEN run_after IS NULL OR run_after <= %s THEN %s END, 0, '', %s "
-        "FROM task RETURNING id, task_id, available_at, locked_until"
-    )
-    lease = timedelta(seconds=settings.CONVEYOR_OUTBOX_LEASE_SECONDS)
+    statement = f"WITH task AS ({task_sql} RETURNING id, run_after) {outbox.insert_sql('task')}"
     with connections[using].cursor() as cursor:
-        cursor.execute(sql, (*task_params, now, now, now + lease, now))
-        rows = {
-            task_id: (entry_id, available_at, locked_until) for entry_id, task_id, available_at, locked_until in cursor
-        }
-    entries = []
+        cursor.execute(statement, (*task_params, *outbox.entry_params(now)))
+        rows = cursor.fetchall()
     for record in records:
         record._state.adding, record._state.db = False, using
-        entry_id, available_at, locked_until = rows[record.id]
-        entry = OutboxEntry(
-            id=entry_id,
-            task=record,
-            available_at=available_at,
-            locked_until=locked_until,
-            attempts=0,
-            last_error="",
-            created_at=now,
-        )
-        entry._state.adding, entry._state.db = False, using
-        entries.append(entry)
-    return entries
+    return outbox.entries_from_rows(rows, records, now)
 
 
-def submit(record, *, source=TaskSource.API, owner=None, idempotency_key=None):
-    """Insert one prepared record. With an idempotency key, return (existing, False) on replay."""
+def submit(
+    record: TaskRecord,
+    *,
+    source: str = TaskSource.API,
+    owner: ApiToken | None = None,
+    idempotency_key: str | None = None,
+) -> Submitted:
+    """Insert one prepared record. With an idempotency key, a replay returns the existing task."""
     if idempotency_key is None:
-        return submit_many([record], source=source, owner=owner)[0], True
+        return Submitted(submit_many([record], source=source, owner=owner)[0], True)
     existing = _find_idempotent(owner, idempotency_key, record)
     if existing is not None:
-        return existing, False
+        return Submitted(existing, False)
     record.idempotency_key = idempotency_key
     try:
         with transaction.atomic():
-            return submit_many([record], source=source, owner=owner)[0], True
+            return Submitted(submit_many([record], source=source, owner=owner)[0], True)
     except IntegrityError:
         # A concurrent request with the same key won the race: answer with its task.
         existing = _find_idempotent(owner, idempotency_key, record)
         if existing is None:
             raise
-        return existing, False
+        return Submitted(existing, False)
 
 
-def _find_idempotent(owner, key, record):
+def _find_idempotent(owner: ApiToken | None, key: str, record: TaskRecord) -> TaskRecord | None:
     existing = TaskRecord.objects.filter(owner=owner, idempotency_key=key).first()
     if existing is not None and (
         existing.task_path != record.task_path or existing.args != record.args or existing.kwargs != record.kwargs
     ):
         raise IdempotencyConflict(f"Idempotency-Key {key!r} was already used for a different task ({existing.id})")
     return existing
-
-
-def resubmit(record):
-    """Put a FAILED or CANCELLED task back on its queue (the caller checked the status)."""
-    now = timezone.now()
-    with transaction.atomic():
-        record.status = "READY"
-        record.finished_at = None
-        record.failure_reason = ""
-        record.run_after = None
-        record.save(update_fields=["status", "finished_at", "failure_reason", "run_after"])
-        entry = _outbox_entry(record, now)
-        entry.save()
-    from conveyor.publisher import publisher
-
-    transaction.on_commit(lambda: publisher.publish([(entry, record)]))
-    return record

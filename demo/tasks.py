@@ -9,11 +9,16 @@ import time
 from pathlib import PurePosixPath
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.mail import send_mail
+from django.db.models import Count
+from django.db.models.functions import TruncDate
 from django.tasks import task
+from django.utils import timezone
 
+from conveyor.core.models import TaskRecord
 from conveyor.runtime import set_progress
 from conveyor.scheduling import periodic
 
@@ -37,6 +42,7 @@ THUMBNAIL_SIZES = (64, 128, 256)
 @task(queue_name="images", time_limit=120)
 def thumbnail(path: str, sizes: list[int] | None = None) -> dict:
     """Write resized copies of an uploaded image (Pillow, through Django's storage API)."""
+    # Late: only the process that makes thumbnails pays for loading Pillow.
     from PIL import Image
 
     sizes = sizes or list(THUMBNAIL_SIZES)
@@ -61,12 +67,6 @@ def thumbnail(path: str, sizes: list[int] | None = None) -> dict:
 @task(queue_name="reports", time_limit=300)
 def csv_report(days: int = 7) -> dict:
     """Write a CSV of tasks per day and status over the last `days` days; returns its path."""
-    from django.db.models import Count
-    from django.db.models.functions import TruncDate
-    from django.utils import timezone
-
-    from conveyor.core.models import TaskRecord
-
     since = timezone.now() - timezone.timedelta(days=days)
     rows = (
         TaskRecord.objects.filter(enqueued_at__gte=since)
@@ -120,12 +120,6 @@ def flaky(context, failures: int) -> int:
 @task(queue_name="emails", max_retries=5, time_limit=120)
 def send_daily_digest(recipients: list[str] | None = None) -> dict:
     """Email a summary of the last 24 hours of tasks to each active user with an address."""
-    from django.contrib.auth import get_user_model
-    from django.db.models import Count
-    from django.utils import timezone
-
-    from conveyor.core.models import TaskRecord
-
     if recipients is None:
         recipients = list(
             get_user_model().objects.filter(is_active=True).exclude(email="").values_list("email", flat=True)

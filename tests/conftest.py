@@ -89,4 +89,4 @@ def publish_pending_outbox():
     from conveyor.publisher import publisher
 
     publisher.flush()
-    return outbox.publish(outbox.claim_due())
+    return outbox.deliver(outbox.claim_due())

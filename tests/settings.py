@@ -1,6 +1,6 @@
 """Test settings: the real settings, pointed at PostgreSQL and a private RabbitMQ vhost.
 
-Environment defaults are set before conveyor.settings reads them; anything already
+Environment defaults are set before config.settings reads them; anything already
 in the environment wins (CI can point at other servers).
 """
 
@@ -24,7 +24,7 @@ os.environ.setdefault("CONVEYOR_MAX_BACKOFF_MS", "1000")
 os.environ.setdefault("CONVEYOR_OUTBOX_LEASE_SECONDS", "2")
 os.environ.setdefault("CONVEYOR_RELAY_INTERVAL_SECONDS", "0.2")
 
-from conveyor.settings import *  # noqa: E402,F403
+from config.settings import *  # noqa: E402,F403
 
 MAILERS = {"default": {"BACKEND": "django.core.mail.backends.locmem.EmailBackend"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

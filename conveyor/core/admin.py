@@ -1,9 +1,11 @@
 from django.contrib import admin, messages
-from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils import timezone
 
-from conveyor import submission, tokens
-from conveyor.core.models import ApiToken, TaskRecord, TaskStatus
+from conveyor import states, tokens
+from conveyor.core.models import ApiToken, TaskRecord
+from conveyor.errors import ConveyorError
 
 
 @admin.register(TaskRecord)
@@ -32,20 +34,23 @@ class TaskRecordAdmin(admin.ModelAdmin):
         return False  # tasks come in through the API, django.tasks or the scheduler
 
     @admin.action(description="Retry selected FAILED or CANCELLED tasks")
-    def retry(self, request, queryset):
-        count = 0
-        for record in queryset.filter(status__in=[TaskStatus.FAILED, TaskStatus.CANCELLED]):
-            with transaction.atomic():
-                submission.resubmit(record)
-            count += 1
+    def retry(self, request: HttpRequest, queryset: QuerySet) -> None:
+        # The same guarded change as the API's retry: the status and the catalog are checked there.
+        count, refused = 0, {}
+        for task_id in queryset.values_list("id", flat=True):
+            try:
+                states.retry(task_id)
+                count += 1
+            except ConveyorError as exc:
+                refused[exc.message] = refused.get(exc.message, 0) + 1
         self.message_user(request, f"Re-queued {count} task(s).", messages.SUCCESS)
+        for reason, times in refused.items():
+            self.message_user(request, f"Not re-queued: {times} task(s): {reason}", messages.WARNING)
 
     @admin.action(description="Cancel selected READY tasks")
-    def cancel(self, request, queryset):
-        count = queryset.filter(status=TaskStatus.READY).update(
-            status=TaskStatus.CANCELLED,
-            finished_at=timezone.now(),
-            failure_reason=f"cancelled by {request.user} in admin",
+    def cancel(self, request: HttpRequest, queryset: QuerySet) -> None:
+        count = states.cancel_many(
+            queryset.values_list("id", flat=True), reason=f"cancelled by {request.user} in admin"
         )
         self.message_user(request, f"Cancelled {count} task(s).", messages.SUCCESS)
 

@@ -6,7 +6,9 @@ from django.conf import settings
 from django.tasks import task
 from django.utils import timezone
 
+from conveyor.core.models import FINISHED_STATUSES, TaskRecord
 from conveyor.scheduling import periodic
+from conveyor.scheduling.models import Fire
 
 PURGE_BATCH = 2000
 
@@ -20,9 +22,6 @@ def purge_finished_tasks(older_than_days: int | None = None) -> dict:
     batches so no transaction holds many row locks; scheduler Fire rows older than the
     cutoff go too (their unique keys are for fire times long past).
     """
-    from conveyor.core.models import FINISHED_STATUSES, TaskRecord
-    from conveyor.scheduling.models import Fire
-
     days = settings.CONVEYOR_TASK_RETENTION_DAYS if older_than_days is None else older_than_days
     if days < 0:
         raise ValueError("older_than_days must be >= 0")

@@ -150,6 +150,8 @@ def sync(declared=None):
 
     Returns {"created": [...], "updated": [...], "retired": [...], "skipped": [...]} (names).
     """
+    # Late: conveyor.core.models imports conveyor.scheduling.models while this package's
+    # __init__, which imports this module, is still running.
     from conveyor.scheduling.models import Schedule, ScheduleOrigin
 
     declared = _declarations if declared is None else declared

@@ -25,7 +25,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from conveyor import submission
-from conveyor.core.models import TaskSource
+from conveyor.core.models import TaskRecord, TaskSource
 from conveyor.errors import ConveyorError
 from conveyor.scheduling import triggers
 from conveyor.scheduling.models import Fire, FireOutcome, Schedule
@@ -212,6 +212,5 @@ def run_now(schedule):
     """
     with transaction.atomic():
         result = _enqueue(schedule, timezone.now(), manual=True)
-    from conveyor.core.models import TaskRecord
 
     return TaskRecord.objects.get(pk=result.task_id)

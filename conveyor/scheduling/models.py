@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from conveyor.errors import ConveyorError, InvalidSchedule
 from conveyor.scheduling import triggers
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$"
@@ -96,25 +97,24 @@ class Schedule(models.Model):
 
     def trigger(self):
         if bool(self.cron) == (self.interval_seconds is not None):
-            raise triggers.InvalidSchedule("set exactly one of cron and interval_seconds")
+            raise InvalidSchedule("set exactly one of cron and interval_seconds")
         if self.cron:
             return triggers.cron_trigger(self.cron, self.timezone)
         return triggers.interval_trigger(self.interval_seconds, self.start_at or timezone.now())
 
     def validate_definition(self):
         """Raise InvalidSchedule / UnknownTask / InvalidArguments (ConveyorErrors) if this cannot fire."""
+        # Late: conveyor.core.models imports this module, and submission imports conveyor.core.models.
         from conveyor import submission
         from conveyor.scheduling.firing import task_spec
 
         triggers.zone(self.timezone)
         self.trigger()
         if self.misfire_grace_seconds is not None and self.misfire_grace_seconds < 0:
-            raise triggers.InvalidSchedule("misfire_grace_seconds must be >= 0")
+            raise InvalidSchedule("misfire_grace_seconds must be >= 0")
         submission.prepare(task_spec(self))
 
     def clean(self):
-        from conveyor.errors import ConveyorError
-
         try:
             self.validate_definition()
         except ConveyorError as exc:

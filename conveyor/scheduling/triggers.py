@@ -25,14 +25,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from conveyor.errors import ConveyorError
+from conveyor.errors import InvalidSchedule
 
 _DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _MICROSECOND = timedelta(microseconds=1)
-
-
-class InvalidSchedule(ConveyorError, ValueError):
-    code = "invalid_schedule"
 
 
 def zone(name):

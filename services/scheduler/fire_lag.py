@@ -44,7 +44,7 @@ def main():
     parser.add_argument("schedule")
     parser.add_argument("--skip-first", type=int, default=0)
     args = parser.parse_args()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "conveyor.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 
     django.setup()

@@ -4,7 +4,7 @@
 
 Does not load Django (fast, and works while the database is down). The heartbeat path
 is SCHEDULER_HEARTBEAT_FILE, default $CONVEYOR_DATA_DIR/scheduler.heartbeat (the
-same default as conveyor/settings.py).
+same default as config/settings.py).
 """
 
 import argparse
@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from services.scheduler import heartbeat
+
 
 def default_path():
     data_dir = os.environ.get("CONVEYOR_DATA_DIR") or str(Path(__file__).resolve().parents[2] / "var")
@@ -20,8 +22,6 @@ def default_path():
 
 
 def check(path, max_age):
-    from services.scheduler import heartbeat
-
     try:
         state = heartbeat.read(path)
     except (OSError, ValueError) as exc:

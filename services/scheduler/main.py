@@ -45,7 +45,7 @@ def _declare_series():
 
 
 def run():
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "conveyor.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 
     django.setup()

@@ -1,28 +1,29 @@
-"""Bearer-token authentication and scope checks for the API."""
+"""Bearer-token authentication, scope checks, and which tasks a token may see."""
 
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from ninja.security import HttpBearer
 
 from conveyor import tokens
-
-
-class ScopeError(Exception):
-    pass
+from conveyor.core.models import ApiToken
+from conveyor.errors import Forbidden
 
 
 class BearerToken(HttpBearer):
-    def authenticate(self, request, token):
+    def authenticate(self, request: HttpRequest, token: str) -> ApiToken | None:
         api_token = tokens.lookup(token)
         if api_token is not None:
             request.api_token = api_token
         return api_token
 
 
-def require(request, scope):
+def require(request: HttpRequest, scope: str) -> None:
+    """Raise Forbidden (403) unless the request's token has `scope` (admin > write > read)."""
     if not request.api_token.has_scope(scope):
-        raise ScopeError(f"this token lacks the {scope!r} scope")
+        raise Forbidden(f"this token lacks the {scope!r} scope")
 
 
-def visible_tasks(request, queryset):
+def visible_tasks(request: HttpRequest, queryset: QuerySet) -> QuerySet:
     """A token sees only the tasks it submitted, unless it is admin-scoped."""
     if request.api_token.is_admin:
         return queryset

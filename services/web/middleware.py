@@ -1,21 +1,17 @@
-"""Turns failures that happen outside a view into JSON errors, never a 500 page."""
+"""Turns failures that happen outside an API view into JSON errors, never an HTML 500 page."""
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse
 
-from services.web.errors import database_unavailable, error_response
-
-
-def _too_large():
-    return error_response(413, "body_too_large", f"request body exceeds {settings.CONVEYOR_MAX_BODY_BYTES} bytes")
+from conveyor.errors import ClientError
+from services.web.errors import as_conveyor_error, error_response, too_large
 
 
 class JSONErrorMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         # Refuse an oversized body before anything reads it (uploads have their own limit).
         limit = settings.CONVEYOR_MAX_BODY_BYTES
         if request.content_type == "multipart/form-data":
@@ -23,16 +19,11 @@ class JSONErrorMiddleware:
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            return error_response(400, "bad_request", "invalid Content-Length header")
+            return error_response(ClientError("invalid Content-Length header"))
         if length > limit:
-            return _too_large()
+            return error_response(too_large(limit))
         return self.get_response(request)
 
-    def process_exception(self, request, exception):
-        if isinstance(exception, RequestDataTooBig):
-            return _too_large()
-        if isinstance(exception, (OperationalError, InterfaceError)) or (
-            isinstance(exception, DatabaseError) and "connection" in str(exception).lower()
-        ):
-            return database_unavailable()
-        return None
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        error = as_conveyor_error(exception)
+        return None if error is None else error_response(error)

@@ -10,20 +10,18 @@ from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema
-from ninja.errors import HttpError
 from ninja.responses import Status
 from pydantic import ConfigDict, field_validator
 
+from conveyor.errors import DeclaredInCode, InvalidSchedule, ScheduleExists, ScheduleNotFound
 from conveyor.scheduling import firing
 from conveyor.scheduling.models import NAME_PATTERN, Fire, Schedule, ScheduleOrigin
-from conveyor.scheduling.triggers import InvalidSchedule
 from services.web.auth import require
-from services.web.errors import error_response
-from services.web.schemas import ErrorOut, TaskOut
+from services.web.schemas import ERRORS, TaskOut, task_location, task_out
 
 router = Router(tags=["schedules"])
-ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 503: ErrorOut}
 
 
 def _aware(value):
@@ -162,7 +160,7 @@ def _get(name, lock=False):
     try:
         return queryset.get(name=name)
     except Schedule.DoesNotExist:
-        raise HttpError(404, f"no schedule {name!r}") from None
+        raise ScheduleNotFound(f"no schedule {name!r}") from None
 
 
 @router.get("", response={200: list[ScheduleOut], **ERRORS}, summary="List schedules")
@@ -185,7 +183,7 @@ def create_schedule(request, payload: ScheduleIn):
         with transaction.atomic():
             schedule.save()
     except IntegrityError:
-        return error_response(409, "schedule_exists", f"a schedule named {payload.name!r} exists")
+        raise ScheduleExists(f"a schedule named {payload.name!r} exists") from None
     return Status(201, schedule_out(schedule))
 
 
@@ -237,24 +235,19 @@ def delete_schedule(request, name: str):
     with transaction.atomic():
         schedule = _get(name, lock=True)
         if schedule.origin == ScheduleOrigin.CODE:
-            return error_response(
-                409, "declared_in_code", f"{name!r} is declared in code; disable it or remove it from the code"
-            )
+            raise DeclaredInCode(f"{name!r} is declared in code; disable it or remove it from the code")
         schedule.delete()
     return Status(204, None)
 
 
 @router.post("/{name}/run", response={202: TaskOut, **ERRORS}, summary="Run a schedule now")
-def run_schedule(request, name: str):
+def run_schedule(request: HttpRequest, response: HttpResponse, name: str) -> Status:
     """Enqueue its task once, now (even if disabled); its timing is unchanged. The task
     records the schedule and the moment of the request as its fire time."""
-    from services.web.api import api, task_out
-
     require(request, "admin")
     record = firing.run_now(_get(name))
-    response = api.create_response(request, task_out(record), status=202)
-    response["Location"] = f"/api/v1/tasks/{record.id}"
-    return response
+    response["Location"] = task_location(record)
+    return Status(202, task_out(record))
 
 
 class FireFilters(Schema):

@@ -6,6 +6,8 @@ from typing import Any
 from ninja import Schema
 from pydantic import ConfigDict, Field, field_validator
 
+from conveyor.core.models import TaskRecord
+
 
 class TaskIn(Schema):
     # Unknown fields (status, id, owner, attempts...) are refused, never ignored.
@@ -100,3 +102,39 @@ class ErrorBody(Schema):
 
 class ErrorOut(Schema):
     error: ErrorBody
+
+
+def task_out(record: TaskRecord) -> dict[str, Any]:
+    """A task record as the API shows it (TaskOut)."""
+    return {
+        "id": str(record.id),
+        "task": record.task_path,
+        "queue": record.queue_name,
+        "priority": record.priority,
+        "status": record.status,
+        "args": record.args,
+        "kwargs": record.kwargs,
+        "attempts": record.attempts,
+        "return_value": record.return_value,
+        "errors": record.errors,
+        "failure_reason": record.failure_reason,
+        "progress": record.progress,
+        "source": record.source,
+        "idempotency_key": record.idempotency_key,
+        "enqueued_at": record.enqueued_at,
+        "run_after": record.run_after,
+        "started_at": record.started_at,
+        "last_attempted_at": record.last_attempted_at,
+        "finished_at": record.finished_at,
+        "worker_ids": record.worker_ids,
+        "schedule": record.schedule_name,
+        "fire_time": record.fire_time,
+    }
+
+
+def task_location(record: TaskRecord) -> str:
+    return f"/api/v1/tasks/{record.id}"
+
+
+# Every error response of the API has this shape (services/web/errors.py).
+ERRORS = {status: ErrorOut for status in (400, 401, 403, 404, 409, 413, 503)}

@@ -77,6 +77,7 @@ class TaskMetrics(Middleware):
         for reason in metrics.DEAD_LETTER_REASONS:
             metrics.DEAD_LETTERS.labels(reason=reason)
         try:
+            # Late: django-dramatiq builds this middleware before Django's models are loaded.
             from conveyor import catalog
 
             for entry in catalog.entries():

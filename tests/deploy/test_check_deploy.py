@@ -32,7 +32,7 @@ def check_deploy(env):
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
-        env={"PATH": os.environ["PATH"], **env, "DJANGO_SETTINGS_MODULE": "conveyor.settings"},
+        env={"PATH": os.environ["PATH"], **env, "DJANGO_SETTINGS_MODULE": "config.settings"},
         capture_output=True,
         text=True,
     )

@@ -11,7 +11,7 @@ from tests.deploy import compose
 from tests.deploy.compose import ROOT
 
 # Read by every process through settings (and the shared code it imports).
-SHARED_CODE = [ROOT / "conveyor", ROOT / "demo"]
+SHARED_CODE = [ROOT / "config", ROOT / "conveyor", ROOT / "demo"]
 # What each app service runs besides the shared code: its folder under services/ and
 # the config files its start script names.
 SERVICE_CODE = {

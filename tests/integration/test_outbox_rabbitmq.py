@@ -97,10 +97,10 @@ def test_two_relays_never_claim_the_same_entry():
         barrier.wait()
         try:
             while True:
-                pairs = outbox.claim_due(limit=20)
-                if not pairs:
+                entries = outbox.claim_due(limit=20)
+                if not entries:
                     break
-                claimed[index] += [entry.id for entry, _ in pairs]
+                claimed[index] += [entry.id for entry in entries]
         finally:
             connections.close_all()
 
@@ -128,7 +128,7 @@ def test_publisher_leaves_an_entry_whose_lease_ran_out_to_the_relay():
         task=record, available_at=timezone.now(), locked_until=timezone.now() - timedelta(seconds=1)
     )
     # When that publisher finally gets to it
-    published = outbox.publish([(entry, record)])
+    published = outbox.deliver([entry])
     # Then it does not publish (a relay may own it now), and the entry stays for the relay
     assert published == 0
     assert queue_depth("reports") == 0

@@ -29,7 +29,7 @@ class Scheduler(Service):
             {
                 **os.environ,
                 "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-                "DJANGO_SETTINGS_MODULE": "conveyor.settings",
+                "DJANGO_SETTINGS_MODULE": "config.settings",
                 "DATABASE_URL": database_url(),
                 "PYTHONUNBUFFERED": "1",
                 "SCHEDULER_METRICS_PORT": str(self.metrics_port),

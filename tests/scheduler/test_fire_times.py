@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from conveyor.scheduling.triggers import InvalidSchedule, cron_trigger, interval_trigger, next_fire_times
+from conveyor.errors import InvalidSchedule
+from conveyor.scheduling.triggers import cron_trigger, interval_trigger, next_fire_times
 
 
 def utc(*parts):

@@ -14,9 +14,9 @@ def handed_over(monkeypatch):
     """What submission hands to the publisher after commit (no broker in unit tests)."""
     from conveyor.publisher import publisher
 
-    pairs = []
-    monkeypatch.setattr(publisher, "publish", pairs.extend)
-    return pairs
+    entries = []
+    monkeypatch.setattr(publisher, "hand_over", entries.extend)
+    return entries
 
 
 def noop_records(count):
@@ -32,11 +32,11 @@ def test_each_task_gets_its_outbox_entry_leased_to_the_publisher(
     # When they are submitted and the transaction commits
     with django_capture_on_commit_callbacks(execute=True):
         submission.submit_many(records)
-    # Then each row has exactly one outbox entry, and the publisher got each (entry, task) pair, in order
-    entries = OutboxEntry.objects.in_bulk([entry.pk for entry, _ in handed_over])
-    assert [record.id for _, record in handed_over] == [record.id for record in records]
-    assert all(entries[entry.pk].task_id == record.id for entry, record in handed_over)
-    assert all(entry.locked_until is not None for entry, _ in handed_over)
+    # Then each row has exactly one outbox entry, and the publisher got each entry with its task, in order
+    entries = OutboxEntry.objects.in_bulk([entry.pk for entry in handed_over])
+    assert [entry.task.id for entry in handed_over] == [record.id for record in records]
+    assert all(entries[entry.pk].task_id == entry.task.id for entry in handed_over)
+    assert all(entry.locked_until is not None for entry in handed_over)
     assert TaskRecord.objects.count() == OutboxEntry.objects.count() == count
     # And the records are saved model instances, as bulk_create leaves them
     assert not any(record._state.adding for record in records)

@@ -29,11 +29,11 @@ class Command(BaseCommand):
             # container healthcheck reads this.
             heartbeat.beat("relay")
             try:
-                pairs = outbox.claim_due()
-                published = outbox.publish(pairs) if pairs else 0
+                entries = outbox.claim_due()
+                published = outbox.deliver(entries) if entries else 0
                 if published:
                     logger.info("Relayed %d tasks", published)
-                backoff = interval if published == len(pairs) else min(backoff * 2, 10)
+                backoff = interval if published == len(entries) else min(backoff * 2, 10)
                 if once:
                     break
                 if published < outbox.CLAIM_LIMIT:

@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from config.api import api
 from services.web import exposition, health
-from services.web.api import api
 
 urlpatterns = [
     path("healthz", health.healthz),

@@ -7,7 +7,8 @@ import pika
 import pytest
 from django.conf import settings
 
-from conveyor import batch_publish
+from conveyor import confirms
+from conveyor.errors import PublishError
 
 pytestmark = [pytest.mark.integration]
 
@@ -50,7 +51,7 @@ def broker():
     broker.declare_queue(QUEUE, ensure=True)
     _channel_call(lambda ch: ch.queue_purge(QUEUE))
     yield broker
-    batch_publish.close()
+    confirms.close()
     for name in (QUEUE, f"{QUEUE}.DQ", f"{QUEUE}.XQ"):
         delete_queue(name)
     broker.queues.discard(QUEUE)
@@ -61,7 +62,7 @@ def test_a_batch_is_confirmed_as_a_whole_and_lands_on_the_queue(broker):
     # Given 1,000 messages
     batch = messages(1000)
     # When they are published as one batch
-    confirmed = batch_publish.publish_messages(broker, batch)
+    confirmed = confirms.send(broker, batch)
     # Then RabbitMQ confirmed every one, and every one is on the queue
     assert confirmed == {m.message_id for m in batch}
     assert queue_depth(QUEUE) == 1000
@@ -69,40 +70,40 @@ def test_a_batch_is_confirmed_as_a_whole_and_lands_on_the_queue(broker):
 
 def test_the_connection_is_reused_across_batches(broker):
     # Given a first batch published
-    batch_publish.publish_messages(broker, messages(3))
-    first = batch_publish._local.publisher
+    confirms.send(broker, messages(3))
+    first = confirms._local.channel
     # When a second batch follows soon after
-    batch_publish.publish_messages(broker, messages(3))
+    confirms.send(broker, messages(3))
     # Then it went over the same connection, and both batches landed
-    assert batch_publish._local.publisher is first
+    assert confirms._local.channel is first
     assert queue_depth(QUEUE) == 6
 
 
 def test_a_message_for_a_vanished_queue_is_not_counted_and_its_queue_is_declared_again(broker):
     # Given a queue deleted behind the broker's back (Dramatiq believes it is declared)
-    batch_publish.publish_messages(broker, messages(1))
+    confirms.send(broker, messages(1))
     delete_queue(QUEUE)
     lost = messages(2)
     # When messages for it are published
-    confirmed = batch_publish.publish_messages(broker, lost)
+    confirmed = confirms.send(broker, lost)
     # Then RabbitMQ returned them as unroutable: not counted as published
     assert confirmed == set()
     # And the next try declares the queue again and lands
-    retry = batch_publish.publish_messages(broker, lost)
+    retry = confirms.send(broker, lost)
     assert retry == {m.message_id for m in lost}
     assert queue_depth(QUEUE) == 2
 
 
 def test_an_idle_connection_is_replaced_before_it_is_used(broker, monkeypatch):
     # Given a publisher whose connection sat idle longer than the server may keep it
-    batch_publish.publish_messages(broker, messages(1))
-    stale = batch_publish._local.publisher
-    monkeypatch.setattr(batch_publish, "MAX_IDLE_SECONDS", 0.0)
+    confirms.send(broker, messages(1))
+    stale = confirms._local.channel
+    monkeypatch.setattr(confirms, "MAX_IDLE_SECONDS", 0.0)
     # When the next batch is published
-    confirmed = batch_publish.publish_messages(broker, messages(2))
+    confirmed = confirms.send(broker, messages(2))
     # Then it went over a new connection and landed, and the stale one was closed
     assert len(confirmed) == 2
-    assert batch_publish._local.publisher is not stale
+    assert confirms._local.channel is not stale
     assert stale._connection.is_closed
     assert queue_depth(QUEUE) == 3
 
@@ -110,20 +111,20 @@ def test_an_idle_connection_is_replaced_before_it_is_used(broker, monkeypatch):
 def test_an_unreachable_broker_raises_and_confirms_nothing(broker, monkeypatch):
     # Given a broker URL where nothing listens
     monkeypatch.setattr(broker, "parameters", pika.URLParameters("amqp://guest:guest@127.0.0.1:1/"))
-    batch_publish.close()
+    confirms.close()
     # When a batch is published
     # Then it raises, so the caller keeps every outbox entry
-    with pytest.raises(batch_publish.PublishError):
-        batch_publish.publish_messages(broker, messages(2))
+    with pytest.raises(PublishError):
+        confirms.send(broker, messages(2))
 
 
 def test_with_several_broker_urls_the_next_node_is_tried(broker, monkeypatch):
     # Given a BROKER_URL naming a dead node first, then the real one
     real = pika.URLParameters(settings.BROKER_URL)
     monkeypatch.setattr(broker, "parameters", [pika.URLParameters("amqp://guest:guest@127.0.0.1:1/"), real])
-    batch_publish.close()
+    confirms.close()
     # When a batch is published
-    confirmed = batch_publish.publish_messages(broker, messages(2))
+    confirmed = confirms.send(broker, messages(2))
     # Then it went to the live node
     assert len(confirmed) == 2
     assert queue_depth(QUEUE) == 2

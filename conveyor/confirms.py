@@ -1,4 +1,4 @@
-"""Publishing a batch of messages with publisher confirms and one wait for the whole batch.
+"""Sending a batch of messages to RabbitMQ with publisher confirms and one wait for the whole batch.
 
 pika's BlockingChannel in confirm mode waits for each message's confirm before it
 sends the next: about 1,600 messages/s on loopback, and a round trip of CPU per
@@ -19,11 +19,14 @@ so they get exactly its arguments (priority, dead-letter queue).
 import logging
 import threading
 import time
+from collections.abc import Sequence
 
 import pika
 import pika.exceptions
-from dramatiq import Message
+from dramatiq import Broker, Message
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+from conveyor.errors import PublishError
 
 logger = logging.getLogger(__name__)
 
@@ -35,12 +38,8 @@ CONFIRM_TIMEOUT_SECONDS = 30.0
 _local = threading.local()
 
 
-class PublishError(Exception):
-    """RabbitMQ did not confirm the batch (connection lost, timeout, channel closed)."""
-
-
-def publish_messages(broker, messages):
-    """Publish Dramatiq messages with confirms; return the ids of those RabbitMQ confirmed.
+def send(broker: Broker, messages: Sequence[Message]) -> set[str]:
+    """Send Dramatiq messages with confirms; return the ids of those RabbitMQ confirmed.
 
     Raises PublishError (after one retry on a fresh connection) when the batch as a
     whole could not be confirmed; a message nacked or returned as unroutable is left
@@ -58,12 +57,12 @@ def publish_messages(broker, messages):
     for message in messages:
         broker.emit_before("enqueue", message, None)
     try:
-        confirmed = _publisher(broker).publish(messages)
+        confirmed = _channel(broker).send(messages)
     except PublishError as exc:
         # Most often a connection the server closed while it sat idle: retry once on a new one.
         logger.info("Publishing again on a new connection after: %s", exc)
         close()
-        confirmed = _publisher(broker).publish(messages)
+        confirmed = _channel(broker).send(messages)
     for message in messages:
         if message.message_id in confirmed:
             broker.emit_after("enqueue", message, None)
@@ -74,32 +73,32 @@ def publish_messages(broker, messages):
     return confirmed
 
 
-def close():
-    """Close this thread's publishing connection (idle publisher threads call it)."""
-    publisher = getattr(_local, "publisher", None)
-    _local.publisher = None
-    if publisher is not None:
-        publisher.close()
+def close() -> None:
+    """Close this thread's connection (idle publisher threads call it)."""
+    channel = getattr(_local, "channel", None)
+    _local.channel = None
+    if channel is not None:
+        channel.close()
 
 
-def _publisher(broker):
-    publisher = getattr(_local, "publisher", None)
-    if publisher is not None and publisher.usable():
-        return publisher
+def _channel(broker: RabbitmqBroker) -> "_ConfirmChannel":
+    channel = getattr(_local, "channel", None)
+    if channel is not None and channel.usable():
+        return channel
     close()
     # BROKER_URL may name several nodes ("amqp://a;amqp://b"): try them in order, as
     # Dramatiq's own BlockingConnection does.
     candidates = broker.parameters if isinstance(broker.parameters, list) else [broker.parameters]
     for index, parameters in enumerate(candidates):
         try:
-            _local.publisher = _ConfirmingPublisher(parameters)
-            return _local.publisher
+            _local.channel = _ConfirmChannel(parameters)
+            return _local.channel
         except PublishError:
             if index == len(candidates) - 1:
                 raise
 
 
-class _ConfirmingPublisher:
+class _ConfirmChannel:
     """A SelectConnection and a confirm-mode channel, driven synchronously one batch at a time."""
 
     def __init__(self, parameters):
@@ -127,7 +126,7 @@ class _ConfirmingPublisher:
             and time.monotonic() - self._last_used < MAX_IDLE_SECONDS
         )
 
-    def publish(self, messages):
+    def send(self, messages: Sequence[Message]) -> set[str]:
         self._acked, self._rejected = set(), set()
         try:
             for message in messages:

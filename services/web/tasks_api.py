@@ -1,0 +1,146 @@
+"""/api/v1/tasks: submit one or a batch, get, list, cancel, retry.
+
+State changes (cancel, retry) go through conveyor.states, which decides what is allowed;
+errors carry their own HTTP status (conveyor.errors).
+"""
+
+import base64
+import binascii
+import uuid
+from datetime import datetime
+
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from ninja import Query, Router, Schema
+from ninja.responses import Status
+
+from conveyor import states, submission
+from conveyor.core.models import TaskRecord, TaskStatus
+from conveyor.errors import ConveyorError, InvalidRequest, TaskNotFound
+from services.web.auth import require, visible_tasks
+from services.web.schemas import ERRORS, BatchIn, BatchOut, TaskIn, TaskOut, TaskPage, task_location, task_out
+
+router = Router(tags=["tasks"])
+
+IDEMPOTENCY_KEY_LENGTH = 200
+
+
+def _spec(payload: TaskIn) -> submission.TaskSpec:
+    return submission.TaskSpec(
+        task_path=payload.task,
+        args=payload.args,
+        kwargs=payload.kwargs,
+        queue_name=payload.queue,
+        priority=payload.priority,
+        run_after=payload.run_after,
+    )
+
+
+@router.post("", response={202: TaskOut, 200: TaskOut, **ERRORS}, summary="Submit a task")
+def submit_task(request: HttpRequest, response: HttpResponse, payload: TaskIn) -> Status:
+    """Accept one task. 202 means it is stored durably; it is published after commit.
+
+    With an `Idempotency-Key` header, a repeat of the same request returns the
+    existing task (200) instead of creating another; the same key with a different
+    task or arguments is a 409.
+    """
+    require(request, "write")
+    record = submission.prepare(_spec(payload))
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not (0 < len(key) <= IDEMPOTENCY_KEY_LENGTH):
+        raise InvalidRequest(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_LENGTH} characters")
+    submitted = submission.submit(record, owner=request.api_token, idempotency_key=key)
+    response["Location"] = task_location(submitted.record)
+    if not submitted.created:
+        response["Idempotent-Replayed"] = "true"
+    return Status(202 if submitted.created else 200, task_out(submitted.record))
+
+
+@router.post("/batch", response={202: BatchOut, **ERRORS}, summary="Submit up to 1,000 tasks")
+def submit_batch(request: HttpRequest, payload: BatchIn) -> Status:
+    """All or nothing: if any task is invalid, none is stored and the error names its index."""
+    require(request, "write")
+    records = []
+    for index, item in enumerate(payload.tasks):
+        try:
+            records.append(submission.prepare(_spec(item)))
+        except ConveyorError as exc:
+            raise type(exc)(f"tasks[{index}]: {exc.message}", exc.details) from None
+    submission.submit_many(records, owner=request.api_token)
+    return Status(202, {"tasks": [task_out(r) for r in records]})
+
+
+@router.get("/{task_id}", response={200: TaskOut, **ERRORS}, summary="Get a task")
+def get_task(request: HttpRequest, task_id: str) -> dict:
+    require(request, "read")
+    return task_out(_get_visible(request, task_id))
+
+
+def _get_visible(request: HttpRequest, task_id: str) -> TaskRecord:
+    try:
+        return visible_tasks(request, TaskRecord.objects.all()).get(id=uuid.UUID(task_id))
+    except (TaskRecord.DoesNotExist, ValueError):  # not found, or not a UUID
+        raise TaskNotFound(f"no task {task_id}") from None
+
+
+class ListFilters(Schema):
+    status: TaskStatus | None = None
+    task: str | None = None
+    queue: str | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+
+def _encode_cursor(record: TaskRecord) -> str:
+    raw = f"{record.enqueued_at.isoformat()}|{record.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        stamp, task_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(stamp), uuid.UUID(task_id)
+    except (ValueError, UnicodeError, binascii.Error):
+        raise InvalidRequest("invalid cursor; pass next_cursor from the previous page") from None
+
+
+@router.get("", response={200: TaskPage, **ERRORS}, summary="List tasks")
+def list_tasks(request: HttpRequest, filters: Query[ListFilters]) -> dict:
+    """Newest first, filtered by status, task and queue; follow `next_cursor` for more."""
+    require(request, "read")
+    if not 1 <= filters.limit <= 500:
+        raise InvalidRequest("limit must be between 1 and 500")
+    queryset = visible_tasks(request, TaskRecord.objects.all())
+    if filters.status:
+        queryset = queryset.filter(status=filters.status)
+    if filters.task:
+        queryset = queryset.filter(task_path=filters.task)
+    if filters.queue:
+        queryset = queryset.filter(queue_name=filters.queue)
+    if filters.cursor:
+        stamp, task_id = _decode_cursor(filters.cursor)
+        queryset = queryset.filter(Q(enqueued_at__lt=stamp) | Q(enqueued_at=stamp, id__lt=task_id))
+    records = list(queryset.order_by("-enqueued_at", "-id")[: filters.limit + 1])
+    more = len(records) > filters.limit
+    records = records[: filters.limit]
+    return {
+        "items": [task_out(r) for r in records],
+        "next_cursor": _encode_cursor(records[-1]) if more else None,
+    }
+
+
+@router.post("/{task_id}/cancel", response={200: TaskOut, **ERRORS}, summary="Cancel a task")
+def cancel_task(request: HttpRequest, task_id: str) -> dict:
+    """Only a task that has not started (READY) can be cancelled; otherwise 409."""
+    require(request, "write")
+    record = _get_visible(request, task_id)
+    return task_out(states.cancel(record.id, reason=f"cancelled by token {request.api_token.prefix}…"))
+
+
+@router.post("/{task_id}/retry", response={202: TaskOut, **ERRORS}, summary="Retry a task")
+def retry_task(request: HttpRequest, response: HttpResponse, task_id: str) -> Status:
+    """Run a FAILED or CANCELLED task again (same id; its error history is kept)."""
+    require(request, "write")
+    record = states.retry(_get_visible(request, task_id).id)
+    response["Location"] = task_location(record)
+    return Status(202, task_out(record))
