@@ -12,12 +12,11 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-# Dependencies first, from pyproject.toml alone: editing the source does not
-# invalidate this (slow) layer.
-COPY pyproject.toml ./
+# Dependencies first, from the lock file alone (versions and hashes CI tested): editing
+# the source does not invalidate this (slow) layer.
+COPY requirements/main.lock ./
 RUN --mount=type=cache,target=/root/.cache/pip \
-    python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
- && pip install -r requirements.txt
+    pip install --require-hashes --no-deps -r main.lock
 
 # ---- final stage: the venv and the source, no compilers, no pip cache, not root ----
 FROM ${PYTHON_IMAGE} AS runtime

@@ -11,24 +11,36 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # secret key unless told otherwise; nothing else (tests, compose) inherits that.
 migrate dev token: export DJANGO_DEBUG ?= true
 
-.PHONY: help venv services migrate dev token lint format test test-unit bench clean env up down logs
+.PHONY: help venv lock services dev-services migrate dev token lint format test test-unit bench clean env up down logs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: pyproject.toml
+# Versions come from the lock files (hashes checked), so a fresh clone gets what CI tested.
+# The project itself is not installed: every command runs from this folder.
+$(VENV)/.installed: requirements/dev.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 12) else "Python 3.12 is required (.python-version); got " + sys.version)'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/dev.lock
 	touch $@
 
-venv: $(VENV)/.installed ## Create .venv with every Python dependency
+venv: $(VENV)/.installed ## Create .venv with every Python dependency, from requirements/dev.lock
+
+UV = $(BIN)/uv pip compile --quiet --generate-hashes --python-version 3.12 --python-platform x86_64-manylinux_2_28
+lock: ## Re-resolve the lock files (requirements/*.lock) from pyproject.toml and bench/requirements.txt
+	test -x $(BIN)/uv || $(BIN)/pip install --quiet 'uv==0.13.*'
+	$(UV) pyproject.toml -o requirements/main.lock
+	$(UV) pyproject.toml --extra dev -o requirements/dev.lock
+	$(UV) pyproject.toml --extra dev bench/requirements.txt -o requirements/bench.lock
 
 services: ## Install (apt) and start RabbitMQ and PostgreSQL if missing or stopped
-	scripts/ensure-services.sh
+	scripts/ensure-services.sh rabbitmq postgresql
 
-migrate: venv ## Apply database migrations (SQLite unless DATABASE_URL is set) and collect static files
+# What make dev needs on this machine: RabbitMQ, and PostgreSQL when DATABASE_URL names a local one.
+dev-services:
+	scripts/ensure-services.sh for-dev
+
+migrate: venv dev-services ## Apply database migrations (SQLite unless DATABASE_URL is set) and collect static files
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput -v0
 
@@ -47,19 +59,19 @@ format: venv ## ruff: fix what can be fixed and format the code
 	$(BIN)/ruff format .
 
 test: venv lint ## Lint, then run the whole test suite (unit, integration against real RabbitMQ/PostgreSQL/Prometheus, end-to-end)
-	scripts/ensure-services.sh prometheus
+	scripts/ensure-services.sh rabbitmq postgresql prometheus
 	$(BIN)/pytest
 
 test-unit: venv ## Unit tests only (StubBroker; needs only PostgreSQL)
 	$(BIN)/pytest -m "not integration and not e2e"
 
 # The benchmark's own dependencies (Celery, py-spy) go into .venv only through this target.
-$(VENV)/.bench-installed: bench/requirements.txt $(VENV)/.installed
-	$(BIN)/pip install --quiet -r bench/requirements.txt
+$(VENV)/.bench-installed: requirements/bench.lock $(VENV)/.installed
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/bench.lock
 	touch $@
 
 bench: venv $(VENV)/.bench-installed ## Measure Conveyor against bare pika, Dramatiq and Celery (~15 min; BENCH_SCALE=0.1 for a quick look)
-	scripts/ensure-services.sh wrk
+	scripts/ensure-services.sh rabbitmq postgresql wrk
 	DJANGO_DEBUG=false $(BIN)/python -m bench
 
 clean: ## Remove the virtual environment and local data (var/)
