@@ -8,8 +8,10 @@ import importlib
 import inspect
 import json
 import typing
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import dramatiq
 import pydantic
@@ -31,11 +33,11 @@ class CatalogEntry:
     _adapters: dict = field(default_factory=dict, repr=False)
 
     @property
-    def path(self):
+    def path(self) -> str:
         return self.task.module_path
 
     @cached_property
-    def signature(self):
+    def signature(self) -> inspect.Signature:
         sig = inspect.signature(self.task.func)
         params = list(sig.parameters.values())
         if self.task.takes_context:
@@ -43,30 +45,30 @@ class CatalogEntry:
         return sig.replace(parameters=params)
 
     @cached_property
-    def hints(self):
+    def hints(self) -> dict[str, Any]:
         try:
             return typing.get_type_hints(self.task.func)
         except Exception:
             return {}
 
     @property
-    def max_retries(self):
+    def max_retries(self) -> int:
         value = getattr(self.task, "max_retries", None)
         return settings.CONVEYOR_MAX_RETRIES if value is None else value
 
     @property
-    def time_limit(self):
+    def time_limit(self) -> float:
         """Seconds."""
         value = getattr(self.task, "time_limit", None)
         return settings.CONVEYOR_TIME_LIMIT_SECONDS if value is None else value
 
-    def _adapter(self, annotation):
+    def _adapter(self, annotation: Any) -> pydantic.TypeAdapter[Any]:
         key = repr(annotation)
         if key not in self._adapters:
             self._adapters[key] = pydantic.TypeAdapter(annotation)
         return self._adapters[key]
 
-    def validate(self, args, kwargs):
+    def validate(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         """Raise InvalidArguments unless args/kwargs bind to the signature with the right JSON types."""
         try:
             json.dumps([args, kwargs])
@@ -100,7 +102,7 @@ class CatalogEntry:
             summary = "; ".join(f"{p['argument']}: {p['error']}" for p in problems)
             raise InvalidArguments(f"wrong argument types for {self.path}: {summary}", problems)
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         params = []
         for p in self.signature.parameters.values():
             annotation = self.hints.get(p.name, p.annotation)
@@ -129,7 +131,7 @@ class CatalogEntry:
         }
 
 
-def _is_conveyor_task(obj):
+def _is_conveyor_task(obj: object) -> bool:
     if not isinstance(obj, Task):
         return False
     try:
@@ -138,7 +140,7 @@ def _is_conveyor_task(obj):
         return False
 
 
-def autodiscover(module_names=None):
+def autodiscover(module_names: Sequence[str] | None = None) -> None:
     """Import `<app>.tasks` for every installed app and catalog the tasks found."""
     module_names = module_names or getattr(settings, "DRAMATIQ_AUTODISCOVER_MODULES", ["tasks"])
     for app_config in apps.get_app_configs():
@@ -151,21 +153,21 @@ def autodiscover(module_names=None):
     declare_actors(dramatiq.get_broker())
 
 
-def entries():
+def entries() -> list[CatalogEntry]:
     return sorted(_catalog.values(), key=lambda e: e.path)
 
 
-def get(path):
+def get(path: str) -> CatalogEntry:
     try:
         return _catalog[path]
     except KeyError:
         raise UnknownTask(f"unknown task {path!r}; GET /api/v1/catalog lists the tasks") from None
 
 
-def _actor_function(entry):
+def _actor_function(entry: CatalogEntry) -> Callable[..., Any]:
     task = entry.task
 
-    def run(*args, **kwargs):
+    def run(*args: Any, **kwargs: Any) -> Any:
         if task.takes_context:
             value = task.call(TaskContext(task_result=runtime.current_task_result()), *args, **kwargs)
         else:
@@ -179,7 +181,7 @@ def _actor_function(entry):
     return run
 
 
-def declare_actors(broker):
+def declare_actors(broker: dramatiq.Broker) -> None:
     """Declare one Dramatiq actor per catalog task (and every configured queue) on broker."""
     for queue in settings.CONVEYOR_QUEUES:
         broker.declare_queue(queue)

@@ -22,7 +22,11 @@ import time
 from collections.abc import Sequence
 
 import pika
+import pika.channel
+import pika.connection
 import pika.exceptions
+import pika.frame
+import pika.spec
 from dramatiq import Broker, Message
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
@@ -101,7 +105,7 @@ def _channel(broker: RabbitmqBroker) -> "_ConfirmChannel":
 class _ConfirmChannel:
     """A SelectConnection and a confirm-mode channel, driven synchronously one batch at a time."""
 
-    def __init__(self, parameters):
+    def __init__(self, parameters: pika.connection.Parameters) -> None:
         self._channel = None
         self._error = None
         self._waiting_for = None  # what stops the I/O loop: "open", "confirms" or "closed"
@@ -118,7 +122,7 @@ class _ConfirmChannel:
         )
         self._run_until("open", CONNECT_TIMEOUT_SECONDS)
 
-    def usable(self):
+    def usable(self) -> bool:
         return (
             self._error is None
             and self._channel is not None
@@ -147,7 +151,7 @@ class _ConfirmChannel:
         self._last_used = time.monotonic()
         return self._acked - self._rejected
 
-    def close(self):
+    def close(self) -> None:
         if self._connection.is_open:
             try:
                 self._connection.close()
@@ -157,7 +161,7 @@ class _ConfirmChannel:
 
     # --- the I/O loop ------------------------------------------------------------------
 
-    def _run_until(self, what, timeout):
+    def _run_until(self, what: str, timeout: float) -> None:
         reached = {
             "open": lambda: self._channel is not None,
             "confirms": lambda: not self._pending,
@@ -180,49 +184,55 @@ class _ConfirmChannel:
         if self._error is not None:
             raise PublishError(f"RabbitMQ did not confirm: {self._error!r}")
 
-    def _done(self, what):
+    def _done(self, what: str) -> None:
         if self._waiting_for == what:
             self._connection.ioloop.stop()
 
-    def _on_timeout(self):
+    def _on_timeout(self) -> None:
         self._timed_out = True
         self._connection.ioloop.stop()
 
     # --- callbacks -----------------------------------------------------------------
 
-    def _on_connection_open(self, connection):
+    def _on_connection_open(self, connection: pika.connection.Connection) -> None:
         connection.channel(on_open_callback=self._on_channel_open)
 
-    def _on_channel_open(self, channel):
+    def _on_channel_open(self, channel: pika.channel.Channel) -> None:
         channel.add_on_close_callback(self._on_channel_closed)
         channel.add_on_return_callback(self._on_return)
         channel.confirm_delivery(self._on_confirm, callback=lambda _frame: self._on_confirm_mode(channel))
 
-    def _on_confirm_mode(self, channel):
+    def _on_confirm_mode(self, channel: pika.channel.Channel) -> None:
         self._channel = channel
         self._done("open")
 
-    def _on_connection_error(self, connection, error):
+    def _on_connection_error(self, connection: pika.connection.Connection, error: BaseException) -> None:
         self._error = error
         connection.ioloop.stop()
 
-    def _on_connection_closed(self, connection, reason):
+    def _on_connection_closed(self, connection: pika.connection.Connection, reason: BaseException) -> None:
         if self._waiting_for != "closed":
             self._error = self._error or reason
         connection.ioloop.stop()
 
-    def _on_channel_closed(self, channel, reason):
+    def _on_channel_closed(self, channel: pika.channel.Channel, reason: Exception) -> None:
         self._error = self._error or reason
         if self._waiting_for != "closed":
             self._connection.ioloop.stop()
 
-    def _on_return(self, channel, method, properties, body):
+    def _on_return(
+        self,
+        channel: pika.channel.Channel,
+        method: pika.spec.Basic.Return,
+        properties: pika.spec.BasicProperties,
+        body: bytes,
+    ) -> None:
         try:
             self._rejected.add(Message.decode(body).message_id)
         except Exception:  # not one of ours: nothing to keep
             logger.exception("Could not decode a message RabbitMQ returned")
 
-    def _on_confirm(self, frame):
+    def _on_confirm(self, frame: pika.frame.Method[pika.spec.Basic.Ack | pika.spec.Basic.Nack]) -> None:
         method = frame.method
         tags = (
             [tag for tag in self._pending if tag <= method.delivery_tag] if method.multiple else [method.delivery_tag]

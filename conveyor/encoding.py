@@ -1,6 +1,7 @@
 """The message encoder: JSON only (never pickle), and count what cannot be decoded."""
 
 import logging
+from typing import Any
 
 from dramatiq.encoder import JSONEncoder
 
@@ -16,7 +17,7 @@ class StrictJSONEncoder(JSONEncoder):
     <queue>.XQ) and goes on; no middleware hook sees it, so this is where we count it.
     """
 
-    def decode(self, data):
+    def decode(self, data: bytes) -> dict[str, Any]:
         try:
             return super().decode(data)
         except Exception:

@@ -14,20 +14,21 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 DEFAULT_MAX_AGE_SECONDS = 30.0
 
 
-def folder():
+def folder() -> Path:
     return Path(tempfile.gettempdir()) / "conveyor-heartbeats"
 
 
-def _path(name, pid=None):
+def _path(name: str, pid: int | None = None) -> Path:
     return folder() / f"{name}-{pid or os.getpid()}"
 
 
-def beat(name):
+def beat(name: str) -> None:
     """Record that this process's `name` loop is alive now."""
     path = _path(name)
     try:
@@ -39,11 +40,11 @@ def beat(name):
         atexit.register(forget, name, os.getpid())
 
 
-def forget(name, pid=None):
+def forget(name: str, pid: int | None = None) -> None:
     _path(name, pid).unlink(missing_ok=True)
 
 
-def fresh(name, max_age=DEFAULT_MAX_AGE_SECONDS):
+def fresh(name: str, max_age: float = DEFAULT_MAX_AGE_SECONDS) -> list[Path]:
     """Heartbeat files of `name` touched within `max_age` seconds."""
     now = time.time()
     found = []
@@ -56,7 +57,7 @@ def fresh(name, max_age=DEFAULT_MAX_AGE_SECONDS):
     return found
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m conveyor.heartbeat", description=__doc__.splitlines()[0])
     parser.add_argument("name", help="worker, relay, ...")
     parser.add_argument("--max-age", type=float, default=DEFAULT_MAX_AGE_SECONDS, help="seconds (default %(default)s)")

@@ -7,5 +7,5 @@ class DropDiscardedResultWarning(logging.Filter):
     Ours is not discarded: the Lifecycle middleware stores it in the task row.
     """
 
-    def filter(self, record):
+    def filter(self, record: logging.LogRecord) -> bool:
         return "returned a value that is not None" not in record.getMessage()

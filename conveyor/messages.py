@@ -1,12 +1,17 @@
 """How a task record becomes a Dramatiq message on RabbitMQ."""
 
+from typing import TYPE_CHECKING
+
 import dramatiq
+
+if TYPE_CHECKING:
+    from conveyor.core.models import TaskRecord
 
 # RabbitMQ priority queues are declared with x-max-priority=10 (settings.DRAMATIQ_BROKER).
 BROKER_MAX_PRIORITY = 10
 
 
-def broker_priority(django_priority):
+def broker_priority(django_priority: int) -> int:
     """Map Django's -100..100 (higher is more urgent) onto RabbitMQ's 0..10 (same direction).
 
     Dramatiq's own actor `priority` runs the other way (lower is more urgent) and only
@@ -15,7 +20,7 @@ def broker_priority(django_priority):
     return round((django_priority + 100) * BROKER_MAX_PRIORITY / 200)
 
 
-def build_message(record):
+def build_message(record: "TaskRecord") -> dramatiq.Message:
     """The message for a task record. Its message_id is the task id, stable across retries."""
     return dramatiq.Message(
         queue_name=record.queue_name,

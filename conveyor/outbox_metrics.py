@@ -5,9 +5,10 @@ reaching RabbitMQ: the broker is down or refusing, or no relay is running.
 """
 
 import logging
+from collections.abc import Iterator
 
 from django.db import close_old_connections
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from conveyor import outbox
 
@@ -15,10 +16,10 @@ logger = logging.getLogger(__name__)
 
 
 class OutboxCollector:
-    def describe(self):
+    def describe(self) -> list[Metric]:
         return []
 
-    def collect(self):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily(
             "conveyor_outbox_collector_up", "1 if the last read of the outbox from the database succeeded, else 0."
         )

@@ -28,11 +28,13 @@ import logging
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 import pika
 from django.conf import settings
-from prometheus_client.core import GaugeMetricFamily
+from pika.adapters.blocking_connection import BlockingChannel
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +54,10 @@ class PassiveDeclare(NamedTuple):
 
 
 class QueueCollector:
-    def describe(self):
+    def describe(self) -> list[Metric]:
         return []  # read at scrape time; names are documented in README.md
 
-    def collect(self):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         started = time.monotonic()
         up = GaugeMetricFamily(
             "conveyor_queue_collector_up", "1 if the last read of queue depths from RabbitMQ succeeded, else 0."
@@ -118,7 +120,7 @@ class QueueCollector:
 class _Connection:
     """A pika connection that reopens its channel after a 404 closes it."""
 
-    def __init__(self, url):
+    def __init__(self, url: str) -> None:
         params = pika.URLParameters(url)
         params.socket_timeout = TIMEOUT
         params.blocked_connection_timeout = TIMEOUT
@@ -129,7 +131,7 @@ class _Connection:
         self._channel = None
 
     @property
-    def channel(self):
+    def channel(self) -> BlockingChannel:
         if self._channel is None or self._channel.is_closed:
             self._channel = self._connection.channel()
         return self._channel
@@ -144,18 +146,18 @@ class _Connection:
             raise
         return PassiveDeclare(result.message_count, result.consumer_count)
 
-    def close(self):
+    def close(self) -> None:
         try:
             self._connection.close()
         except Exception:
             pass
 
 
-def _connect():
+def _connect() -> _Connection:
     return _Connection(settings.BROKER_URL)
 
 
-def _amqp_depths(connection, queues):
+def _amqp_depths(connection: _Connection, queues: Sequence[str]) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
     depth, consumers = {}, {}
     for queue in queues:
         for suffix, state in STATES:
@@ -168,7 +170,9 @@ def _amqp_depths(connection, queues):
     return depth, consumers
 
 
-def _management_depths(base_url, vhost, queues):
+def _management_depths(
+    base_url: str, vhost: str, queues: Sequence[str]
+) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
     parts = urllib.parse.urlsplit(base_url)
     netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
     url = urllib.parse.urlunsplit(
@@ -197,7 +201,7 @@ def _management_depths(base_url, vhost, queues):
     return depth, consumers
 
 
-def _head_age(connection, queue):
+def _head_age(connection: _Connection, queue: str) -> float:
     channel = connection.channel
     method, _properties, body = channel.basic_get(queue, auto_ack=False)
     if method is None:
@@ -208,7 +212,7 @@ def _head_age(connection, queue):
         channel.basic_nack(method.delivery_tag, requeue=True)
 
 
-def _waiting_since(body, properties):
+def _waiting_since(body: bytes, properties: pika.spec.BasicProperties) -> float:
     """Seconds since the epoch at which the message became runnable."""
     try:
         message = json.loads(body)

@@ -30,7 +30,7 @@ class TaskRecordAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in TaskRecord._meta.fields]
     actions = ["retry", "cancel"]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # tasks come in through the API, django.tasks or the scheduler
 
     @admin.action(description="Retry selected FAILED or CANCELLED tasks")
@@ -62,11 +62,11 @@ class ApiTokenAdmin(admin.ModelAdmin):
     fields = ("name", "scopes", "prefix", "key_hash", "created_at", "last_used_at", "revoked_at")
     actions = ["revoke"]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # `manage.py create_token` shows the secret once; the admin never could
 
     @admin.action(description="Revoke selected tokens")
-    def revoke(self, request, queryset):
+    def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
         tokens.forget_cached()  # this process stops accepting them at once; others within seconds
         self.message_user(

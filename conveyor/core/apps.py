@@ -6,7 +6,7 @@ class CoreConfig(AppConfig):
     label = "conveyor"
     verbose_name = "Conveyor"
 
-    def ready(self):
+    def ready(self) -> None:
         # Import every app's tasks.py and declare a Dramatiq actor for each task, in
         # every process: the web service needs the catalog to validate submissions,
         # the worker needs the actors to run them.

@@ -44,10 +44,10 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.prefix}…)"
 
     @property
-    def is_admin(self):
+    def is_admin(self) -> bool:
         return "admin" in self.scopes
 
-    def has_scope(self, scope):
+    def has_scope(self, scope: str) -> bool:
         # admin implies write implies read.
         order = {"read": 0, "write": 1, "admin": 2}
         return any(order.get(s, -1) >= order[scope] for s in self.scopes)

@@ -2,6 +2,8 @@
 SCHEDULER_POLL_SECONDS (it reads schedules from the database on every pass)."""
 
 from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from conveyor.errors import ConveyorError
 from conveyor.scheduling import firing
@@ -32,18 +34,18 @@ class ScheduleAdmin(admin.ModelAdmin):
     actions = ["enable", "disable", "run_now"]
 
     @admin.display(description="When")
-    def expression(self, obj):
+    def expression(self, obj: Schedule) -> str:
         return obj.expression
 
     @admin.action(description="Enable selected schedules")
-    def enable(self, request, queryset):
+    def enable(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._set_enabled(request, queryset, True)
 
     @admin.action(description="Disable selected schedules")
-    def disable(self, request, queryset):
+    def disable(self, request: HttpRequest, queryset: QuerySet) -> None:
         self._set_enabled(request, queryset, False)
 
-    def _set_enabled(self, request, queryset, enabled):
+    def _set_enabled(self, request: HttpRequest, queryset: QuerySet, enabled: bool) -> None:
         count = 0
         for schedule in queryset.filter(enabled=not enabled):
             schedule.enabled = enabled
@@ -52,7 +54,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         self.message_user(request, f"{'Enabled' if enabled else 'Disabled'} {count} schedule(s).", messages.SUCCESS)
 
     @admin.action(description="Run selected schedules now")
-    def run_now(self, request, queryset):
+    def run_now(self, request: HttpRequest, queryset: QuerySet) -> None:
         for schedule in queryset:
             try:
                 record = firing.run_now(schedule)
@@ -70,5 +72,5 @@ class FireAdmin(admin.ModelAdmin):
     show_full_result_count = False  # a fast schedule writes many rows
     readonly_fields = [f.name for f in Fire._meta.fields]
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # only the scheduler (or "run now") fires

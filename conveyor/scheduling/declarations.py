@@ -20,14 +20,19 @@ with the same name as a declaration is left alone and the clash is logged.
 
 import json
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
 from django.tasks import Task
 
 from conveyor.errors import ConveyorError
 from conveyor.scheduling import triggers
+
+if TYPE_CHECKING:
+    from conveyor.scheduling.models import Schedule
 
 logger = logging.getLogger("conveyor.scheduler")
 
@@ -49,12 +54,12 @@ class Declaration:
     coalesce: bool = True
     misfire_grace_seconds: int | None = None
 
-    def definition(self):
+    def definition(self) -> dict[str, Any]:
         """The declaration as plain JSON (what is stored in Schedule.code_definition)."""
         return json.loads(json.dumps(asdict(self)))
 
 
-def _seconds(value, what):
+def _seconds(value: float | timedelta | None, what: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, timedelta):
@@ -66,18 +71,18 @@ def _seconds(value, what):
 
 def periodic(
     *,
-    name=None,
-    cron=None,
-    interval=None,
-    timezone="UTC",
-    args=(),
-    kwargs=None,
-    queue=None,
-    priority=None,
-    enabled=True,
-    coalesce=True,
-    misfire_grace=None,
-):
+    name: str | None = None,
+    cron: str | None = None,
+    interval: int | timedelta | None = None,
+    timezone: str = "UTC",
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    queue: str | None = None,
+    priority: int | None = None,
+    enabled: bool = True,
+    coalesce: bool = True,
+    misfire_grace: int | timedelta | None = None,
+) -> Callable[[Task], Task]:
     """Declare a schedule for the decorated django.tasks task.
 
     cron: 5-field crontab ("0 8 * * 1-5"; weekdays 0 and 7 are Sunday) read in `timezone`.
@@ -95,7 +100,7 @@ def periodic(
         triggers.interval_trigger(interval_seconds, None)
         triggers.zone(timezone)
 
-    def decorate(task):
+    def decorate(task: Task) -> Task:
         if not isinstance(task, Task):
             raise TypeError("@periodic goes above @task (it needs the django.tasks Task)")
         declaration = Declaration(
@@ -121,11 +126,11 @@ def periodic(
     return decorate
 
 
-def declarations():
+def declarations() -> dict[str, Declaration]:
     return dict(_declarations)
 
 
-def _apply(schedule, declaration):
+def _apply(schedule: "Schedule", declaration: Declaration) -> None:
     definition = declaration.definition()
     for key in (
         "task_path",
@@ -145,7 +150,7 @@ def _apply(schedule, declaration):
     schedule.code_definition = definition
 
 
-def sync(declared=None):
+def sync(declared: Mapping[str, Declaration] | None = None) -> dict[str, list[str]]:
     """Make the database agree with the code declarations (rules in the module docstring).
 
     Returns {"created": [...], "updated": [...], "retired": [...], "skipped": [...]} (names).

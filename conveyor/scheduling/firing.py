@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from apscheduler.triggers.base import BaseTrigger
 from django.db import IntegrityError, transaction
 from django.db.models import Min
 from django.utils import timezone
@@ -48,14 +49,14 @@ class FireResult:
     committed_at: datetime | None = None
 
     @property
-    def lag_seconds(self):
+    def lag_seconds(self) -> float | None:
         """How late after its due time the task was durably enqueued (committed)."""
         if self.outcome != FireOutcome.ENQUEUED or self.manual or self.committed_at is None:
             return None
         return (self.committed_at - self.fire_time).total_seconds()
 
 
-def task_spec(schedule):
+def task_spec(schedule: Schedule) -> submission.TaskSpec:
     return submission.TaskSpec(
         task_path=schedule.task_path,
         args=list(schedule.args or []),
@@ -65,7 +66,9 @@ def task_spec(schedule):
     )
 
 
-def due_fire_times(trigger, cursor, now, limit=MAX_DUE_PER_PASS):
+def due_fire_times(
+    trigger: BaseTrigger, cursor: datetime | None, now: datetime, limit: int = MAX_DUE_PER_PASS
+) -> tuple[list[datetime], datetime | None]:
     """([due fire times from cursor up to now], the first fire time not examined)."""
     times, fire_time = [], cursor
     while fire_time is not None and fire_time <= now and len(times) < limit:
@@ -74,7 +77,7 @@ def due_fire_times(trigger, cursor, now, limit=MAX_DUE_PER_PASS):
     return times, fire_time
 
 
-def fire_due(now=None):
+def fire_due(now: datetime | None = None) -> list[FireResult]:
     """Fire every due schedule once; return a FireResult per handled fire."""
     now = now or timezone.now()
     due = (
@@ -88,12 +91,12 @@ def fire_due(now=None):
     return results
 
 
-def next_due_time():
+def next_due_time() -> datetime | None:
     """The earliest cursor of an enabled schedule (None when nothing is scheduled)."""
     return Schedule.objects.filter(enabled=True).aggregate(due=Min("next_fire_time"))["due"]
 
 
-def _fire_schedule(pk, now):
+def _fire_schedule(pk: int, now: datetime) -> list[FireResult]:
     with transaction.atomic():
         schedule = (
             Schedule.objects.select_for_update(skip_locked=True)
@@ -113,7 +116,7 @@ def _fire_schedule(pk, now):
         times, following = due_fire_times(trigger, schedule.next_fire_time, now)
         caught_up = following is None or following > now
 
-        def in_grace(fire_time):
+        def in_grace(fire_time: datetime) -> bool:
             grace = schedule.misfire_grace_seconds
             return grace is None or (now - fire_time).total_seconds() <= grace
 
@@ -149,7 +152,7 @@ def _fire_schedule(pk, now):
     return results
 
 
-def _enqueue(schedule, fire_time, *, missed_before=0, manual=False):
+def _enqueue(schedule: Schedule, fire_time: datetime, *, missed_before: int = 0, manual: bool = False) -> FireResult:
     """Write the task and its Fire row in one savepoint; the unique key refuses a second fire."""
     try:
         record = submission.prepare(task_spec(schedule))
@@ -189,11 +192,13 @@ def _enqueue(schedule, fire_time, *, missed_before=0, manual=False):
     )
 
 
-def _record_missed(schedule, fire_time, missed):
+def _record_missed(schedule: Schedule, fire_time: datetime, missed: int) -> FireResult:
     return _write_fire(schedule, fire_time, FireOutcome.MISSED, missed=missed, missed_before=missed - 1)
 
 
-def _write_fire(schedule, fire_time, outcome, *, missed, missed_before, error=""):
+def _write_fire(
+    schedule: Schedule, fire_time: datetime, outcome: str, *, missed: int, missed_before: int, error: str = ""
+) -> FireResult:
     try:
         with transaction.atomic():
             Fire.objects.create(
@@ -204,7 +209,7 @@ def _write_fire(schedule, fire_time, outcome, *, missed, missed_before, error=""
     return FireResult(schedule.name, fire_time, outcome, missed=missed)
 
 
-def run_now(schedule):
+def run_now(schedule: Schedule) -> TaskRecord:
     """Fire a schedule immediately ("run now"), whatever its timing; the cursor is untouched.
 
     Raises a ConveyorError if the task cannot be built (unknown task, bad arguments).

@@ -6,6 +6,12 @@ on each schedule (`next_fire_time`, the earliest fire time not yet handled), mov
 that same transaction, so a replica that takes over knows exactly where to resume.
 """
 
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Self
+
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
@@ -79,30 +85,30 @@ class Schedule(models.Model):
         return self.name
 
     @classmethod
-    def from_db(cls, db, field_names, values, *args, **kwargs):
+    def from_db(cls, db: str, field_names: Sequence[str], values: Sequence[Any], *args: Any, **kwargs: Any) -> Self:
         instance = super().from_db(db, field_names, values, *args, **kwargs)
         instance._loaded_timing = instance._timing()
         return instance
 
-    def _timing(self):
+    def _timing(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in TIMING_FIELDS)
 
     @property
-    def kind(self):
+    def kind(self) -> str:
         return "cron" if self.cron else "interval"
 
     @property
-    def expression(self):
+    def expression(self) -> str:
         return f"{self.cron} ({self.timezone})" if self.cron else f"every {self.interval_seconds}s"
 
-    def trigger(self):
+    def trigger(self) -> CronTrigger | IntervalTrigger:
         if bool(self.cron) == (self.interval_seconds is not None):
             raise InvalidSchedule("set exactly one of cron and interval_seconds")
         if self.cron:
             return triggers.cron_trigger(self.cron, self.timezone)
         return triggers.interval_trigger(self.interval_seconds, self.start_at or timezone.now())
 
-    def validate_definition(self):
+    def validate_definition(self) -> None:
         """Raise InvalidSchedule / UnknownTask / InvalidArguments (ConveyorErrors) if this cannot fire."""
         # Late: conveyor.core.models imports this module, and submission imports conveyor.core.models.
         from conveyor import submission
@@ -114,20 +120,20 @@ class Schedule(models.Model):
             raise InvalidSchedule("misfire_grace_seconds must be >= 0")
         submission.prepare(task_spec(self))
 
-    def clean(self):
+    def clean(self) -> None:
         try:
             self.validate_definition()
         except ConveyorError as exc:
             raise ValidationError(str(exc)) from None
 
-    def reschedule(self, now=None):
+    def reschedule(self, now: datetime | None = None) -> None:
         """Restart fire times from `now`: no catch-up for the old timing or the disabled period."""
         now = now or timezone.now()
         if self.interval_seconds is not None and self.start_at is None:
             self.start_at = triggers.ceil_second(now)
         self.next_fire_time = triggers.first_at_or_after(self.trigger(), now) if self.enabled else None
 
-    def save(self, *args, **kwargs):
+    def save(self, *args: Any, **kwargs: Any) -> None:
         if kwargs.get("update_fields") is None:
             timing_changed = self._state.adding or getattr(self, "_loaded_timing", None) != self._timing()
             if timing_changed:

@@ -19,9 +19,10 @@ Interval schedules count real elapsed seconds from an anchor (`start_at`), so da
 saving never moves them.
 """
 
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -31,14 +32,14 @@ _DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _MICROSECOND = timedelta(microseconds=1)
 
 
-def zone(name):
+def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError):
         raise InvalidSchedule(f"unknown time zone {name!r} (use an IANA name such as Europe/Paris)") from None
 
 
-def _weekday_field(field):
+def _weekday_field(field: str) -> str:
     """Crontab weekday field (0/7 = Sunday) -> APScheduler names (unambiguous)."""
     out = []
     for item in field.lower().split(","):
@@ -71,7 +72,7 @@ def _weekday_field(field):
     return ",".join(dict.fromkeys(out))  # keep order, drop the duplicate Sunday
 
 
-def cron_trigger(expression, time_zone):
+def cron_trigger(expression: str, time_zone: str) -> CronTrigger:
     """A CronTrigger from a standard 5-field crontab expression in an IANA time zone."""
     fields = (expression or "").split()
     if len(fields) != 5:
@@ -92,18 +93,18 @@ def cron_trigger(expression, time_zone):
         raise InvalidSchedule(f"bad cron expression {expression!r}: {exc}") from None
 
 
-def interval_trigger(seconds, start_at):
+def interval_trigger(seconds: int | None, start_at: datetime | None) -> IntervalTrigger:
     if not seconds or seconds < 1:
         raise InvalidSchedule("interval_seconds must be at least 1")
     return IntervalTrigger(seconds=seconds, start_date=start_at, timezone=UTC)
 
 
-def _is_repeated_wall_time(instant, tz):
+def _is_repeated_wall_time(instant: datetime, tz: tzinfo) -> bool:
     local = instant.astimezone(tz)
     return local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset()
 
 
-def _after_repeated_hour(instant, tz):
+def _after_repeated_hour(instant: datetime, tz: tzinfo) -> datetime:
     """The first whole minute after `instant` whose wall-clock time is not a repeat."""
     probe = instant.replace(second=0, microsecond=0)
     for _ in range(24 * 60):
@@ -113,7 +114,7 @@ def _after_repeated_hour(instant, tz):
     raise RuntimeError(f"no end to the repeated hour after {instant}")
 
 
-def first_at_or_after(trigger, instant):
+def first_at_or_after(trigger: BaseTrigger, instant: datetime) -> datetime | None:
     """The first fire time >= instant (aware, returned in UTC), or None if there is none."""
     probe = instant.astimezone(UTC)
     if not isinstance(trigger, CronTrigger):
@@ -135,12 +136,12 @@ def first_at_or_after(trigger, instant):
     raise RuntimeError(f"could not find the next fire time after {instant}")
 
 
-def next_after(trigger, fire_time):
+def next_after(trigger: BaseTrigger, fire_time: datetime) -> datetime | None:
     """The first fire time strictly after `fire_time` (UTC), or None."""
     return first_at_or_after(trigger, fire_time + _MICROSECOND)
 
 
-def next_fire_times(trigger, after, count):
+def next_fire_times(trigger: BaseTrigger, after: datetime, count: int) -> list[datetime]:
     """The next `count` fire times at or after `after` (for previews and tests)."""
     times = []
     found = first_at_or_after(trigger, after)
@@ -150,7 +151,7 @@ def next_fire_times(trigger, after, count):
     return times
 
 
-def ceil_second(instant):
+def ceil_second(instant: datetime) -> datetime:
     if instant.microsecond:
         instant = instant.replace(microsecond=0) + timedelta(seconds=1)
     return instant

@@ -2,8 +2,6 @@
 final stage is small, pinned and not root."""
 
 import re
-import subprocess
-import sys
 
 from tests.deploy import compose
 from tests.deploy.compose import ROOT

@@ -24,7 +24,10 @@ PIN = re.compile(r"^([A-Za-z0-9._-]+)==(\S+) \\$", re.MULTILINE)
 
 
 def pins(lock):
-    return {canonicalize_name(name): version for name, version in PIN.findall((ROOT / f"requirements/{lock}.lock").read_text())}
+    return {
+        canonicalize_name(name): version
+        for name, version in PIN.findall((ROOT / f"requirements/{lock}.lock").read_text())
+    }
 
 
 @pytest.mark.parametrize("lock", sorted(LOCKS))

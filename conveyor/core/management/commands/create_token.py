@@ -1,4 +1,6 @@
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from conveyor import tokens
 
@@ -6,7 +8,7 @@ from conveyor import tokens
 class Command(BaseCommand):
     help = "Create an API token and print it (the secret is shown once; only its hash is stored)."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--name", default="cli")
         parser.add_argument(
             "--scope",
@@ -16,7 +18,7 @@ class Command(BaseCommand):
             help="repeat for several; default: read and write",
         )
 
-    def handle(self, *args, name, scopes, **options):
+    def handle(self, *args: Any, name: str, scopes: list[str] | None, **options: Any) -> None:
         try:
             token, secret = tokens.create(name, scopes or ["read", "write"])
         except ValueError as exc:

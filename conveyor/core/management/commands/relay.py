@@ -1,9 +1,10 @@
 import logging
 import signal
 import time
+from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections
 
 from conveyor import heartbeat, outbox
@@ -14,10 +15,10 @@ logger = logging.getLogger("conveyor.relay")
 class Command(BaseCommand):
     help = "Publish outbox entries whose lease ran out and deferred tasks that are due. Safe to run several."
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--once", action="store_true", help="one sweep, then exit")
 
-    def handle(self, *args, once=False, **options):
+    def handle(self, *args: Any, once: bool = False, **options: Any) -> None:
         stopping = []
         signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
         signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
