@@ -207,7 +207,7 @@ DRAMATIQ_BROKER = {
 }
 DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
 
-# --- Metrics (README.md, "Metrics") -------------------------------------------------
+# --- Metrics (docs/observability.md, "Metrics") -------------------------------------------------
 # The web service's /metrics reads queue depths from RabbitMQ at scrape time. With the
 # management API (e.g. http://user:pass@rabbitmq:15672) it also reports unacked counts.
 RABBITMQ_MANAGEMENT_URL = env.str("RABBITMQ_MANAGEMENT_URL", default="")

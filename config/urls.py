@@ -13,3 +13,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("demo/", include("demo.urls")),
 ]
+
+# Unknown paths and unhandled faults under /api/ answer JSON too (services/web/errors.py).
+handler404 = "services.web.errors.not_found_view"
+handler500 = "services.web.errors.server_error_view"

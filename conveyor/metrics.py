@@ -1,4 +1,4 @@
-"""Prometheus metrics shared by the services. README.md ("Metrics") lists every name.
+"""Prometheus metrics shared by the services. docs/observability.md ("Metrics") lists every name.
 
 Every service runs several processes (gunicorn workers, Dramatiq processes), so the
 metrics below live in prometheus_client's multiprocess mode there: the start scripts
@@ -11,6 +11,8 @@ collectors in conveyor/queue_metrics.py and conveyor/outbox_metrics.py.
 """
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from conveyor.status import TaskStatus
 
 # --- accepting tasks (web, scheduler, workers that enqueue) -------------------------
 
@@ -37,7 +39,7 @@ HTTP_REQUEST_DURATION = Histogram(
 # --- worker ----------------------------------------------------------------------------
 
 # Final outcomes only: a failed attempt that will be retried is counted in TASK_RETRIES.
-TASK_STATUSES = ("SUCCESSFUL", "FAILED")
+TASK_STATUSES = (TaskStatus.SUCCESSFUL.value, TaskStatus.FAILED.value)
 TASKS_FINISHED = Counter(
     "conveyor_tasks_finished_total",
     "Tasks that reached a final status (SUCCESSFUL, or FAILED after their retries), by task and queue.",

@@ -55,7 +55,7 @@ class PassiveDeclare(NamedTuple):
 
 class QueueCollector:
     def describe(self) -> list[Metric]:
-        return []  # read at scrape time; names are documented in README.md
+        return []  # read at scrape time; names are documented in docs/observability.md
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         started = time.monotonic()

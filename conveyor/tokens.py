@@ -47,7 +47,7 @@ def create(name: str, scopes: Iterable[str]) -> NewToken:
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 # A token found valid is trusted for this long without asking the database again, so
-# a revocation takes effect within CACHE_SECONDS (README, "HTTP API").
+# a revocation takes effect within CACHE_SECONDS (docs/api.md).
 CACHE_SECONDS = 5.0
 _cache: dict[str, _Cached] = {}
 _CACHE_MAX = 10_000

@@ -18,7 +18,7 @@ from django.db.models.functions import TruncDate
 from django.tasks import task
 from django.utils import timezone
 
-from conveyor.core.models import TaskRecord
+from conveyor.core.models import TaskRecord, TaskStatus
 from conveyor.runtime import set_progress
 from conveyor.scheduling import periodic
 
@@ -128,9 +128,8 @@ def send_daily_digest(recipients: list[str] | None = None) -> dict:
     counts = dict(
         TaskRecord.objects.filter(enqueued_at__gte=since).values_list("status").annotate(n=Count("id")).order_by()
     )
-    lines = [
-        f"{status}: {counts.get(status, 0)}" for status in ("SUCCESSFUL", "FAILED", "READY", "RUNNING", "CANCELLED")
-    ]
+    order = (TaskStatus.SUCCESSFUL, TaskStatus.FAILED, TaskStatus.READY, TaskStatus.RUNNING, TaskStatus.CANCELLED)
+    lines = [f"{status}: {counts.get(status, 0)}" for status in order]
     body = "Tasks in the last 24 hours\n\n" + "\n".join(lines) + "\n"
     for address in recipients:  # one message each: recipients never see each other
         send_mail("Conveyor daily digest", body, None, [address], fail_silently=False)

@@ -5,23 +5,7 @@ import uuid
 from django.db import models
 from django.db.models import Q
 
-
-class TaskStatus(models.TextChoices):
-    # Same values as django.tasks.TaskResultStatus, plus CANCELLED.
-    READY = "READY"
-    RUNNING = "RUNNING"
-    SUCCESSFUL = "SUCCESSFUL"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-
-
-FINISHED_STATUSES = (TaskStatus.SUCCESSFUL, TaskStatus.FAILED, TaskStatus.CANCELLED)
-
-
-class TaskSource(models.TextChoices):
-    API = "api"
-    DJANGO = "django"
-    SCHEDULER = "scheduler"
+from conveyor.status import FINISHED_STATUSES, TaskSource, TaskStatus  # noqa: F401  (their home; re-exported)
 
 
 class ApiToken(models.Model):

@@ -88,7 +88,7 @@ def periodic(
     cron: 5-field crontab ("0 8 * * 1-5"; weekdays 0 and 7 are Sunday) read in `timezone`.
     interval: seconds (int or timedelta) between fires. Give exactly one of the two.
     coalesce / misfire_grace (seconds or timedelta, None = no limit): what happens to fire
-    times missed while no scheduler ran; see README "Missed fires".
+    times missed while no scheduler ran; see docs/scheduler.md, "Missed fires".
     """
     if (cron is None) == (interval is None):
         raise TypeError("@periodic needs exactly one of cron= or interval=")

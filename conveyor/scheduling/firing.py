@@ -36,13 +36,15 @@ logger = logging.getLogger("conveyor.scheduler")
 # Due fire times examined per schedule per pass: bounds one transaction after a long
 # downtime on a fast schedule; the next pass continues from the moved cursor.
 MAX_DUE_PER_PASS = 1000
+# A FireResult's outcome when another replica had already fired that time (no Fire row written).
+DUPLICATE = "duplicate"
 
 
 @dataclass
 class FireResult:
     schedule: str
     fire_time: datetime
-    outcome: str  # a FireOutcome, or "duplicate" when the unique key refused a second fire
+    outcome: str  # a FireOutcome, or DUPLICATE when the unique key refused a second fire
     missed: int = 0  # fire times not run, counted with this result
     task_id: object = None
     manual: bool = False
@@ -186,7 +188,7 @@ def _enqueue(schedule: Schedule, fire_time: datetime, *, missed_before: int = 0,
             raise
         # Another replica (or an earlier pass) already fired this time: exactly once wins.
         logger.warning("Schedule %s at %s was already fired; skipped", schedule.name, fire_time.isoformat())
-        return FireResult(schedule.name, fire_time, "duplicate", missed=missed_before)
+        return FireResult(schedule.name, fire_time, DUPLICATE, missed=missed_before)
     return FireResult(
         schedule.name, fire_time, FireOutcome.ENQUEUED, missed=missed_before, task_id=record.id, manual=manual
     )
@@ -205,7 +207,7 @@ def _write_fire(
                 schedule=schedule, fire_time=fire_time, outcome=outcome, missed_before=missed_before, error=error
             )
     except IntegrityError:
-        return FireResult(schedule.name, fire_time, "duplicate")
+        return FireResult(schedule.name, fire_time, DUPLICATE)
     return FireResult(schedule.name, fire_time, outcome, missed=missed)
 
 

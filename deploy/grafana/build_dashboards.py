@@ -3,7 +3,7 @@
 
     python3 deploy/grafana/build_dashboards.py
 
-Panels use only metric names from README.md ("Metrics"); tests/observability checks
+Panels use only metric names from docs/observability.md ("Metrics"); tests/observability checks
 that every panel query returns data from a running system.
 Queue and outbox figures are reported equally by every web replica: `max`, never `sum`.
 """

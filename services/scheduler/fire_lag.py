@@ -14,6 +14,7 @@ import statistics
 
 
 def lag_seconds(schedule_name, skip_first=0):
+    # Late: main() calls django.setup() first (the tests have Django set up already).
     from conveyor.scheduling.models import Fire, FireOutcome
 
     fires = (

@@ -28,7 +28,7 @@ def _session_timeouts(sender, connection, **kwargs):
     """Every ORM session of the scheduler: a frozen process cannot hold row locks for long."""
     if connection.vendor != "postgresql":
         return
-    from django.conf import settings
+    from django.conf import settings  # connected by run(), after django.setup()
 
     timeout_ms = str(settings.SCHEDULER_LEADER_TIMEOUT_SECONDS * 1000)
     with connection.cursor() as cursor:
@@ -38,6 +38,7 @@ def _session_timeouts(sender, connection, **kwargs):
 
 
 def _declare_series():
+    # Late: called after django.setup() (run() below), as the models need it.
     from conveyor.scheduling.models import Schedule
     from services.scheduler import metrics
 
@@ -50,6 +51,7 @@ def run():
 
     django.setup()
 
+    # Only now: these modules use Django's settings and models, which django.setup() loads.
     from django.conf import settings
     from django.db import close_old_connections, connection
     from django.db.backends.signals import connection_created

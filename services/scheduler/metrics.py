@@ -1,9 +1,11 @@
 """The scheduler's Prometheus metrics, served by the scheduler process itself.
 
-README.md ("Metrics") lists them; dashboards and alerts use exactly these names.
+docs/observability.md ("Metrics") lists them; dashboards and alerts use exactly these names.
 """
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from conveyor.scheduling.models import FireOutcome
 
 FIRES = Counter(
     "conveyor_scheduler_fires_total",
@@ -39,7 +41,7 @@ def declare(schedule_names):
 
 def record(result):
     """Count one firing.FireResult."""
-    if result.outcome == "enqueued" and not result.manual:
+    if result.outcome == FireOutcome.ENQUEUED and not result.manual:
         FIRES.labels(schedule=result.schedule).inc()
         lag = result.lag_seconds
         if lag is not None:

@@ -11,7 +11,8 @@ import logging
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
@@ -102,6 +103,20 @@ def on_exception(request: HttpRequest, exc: Exception) -> JsonResponse:
         logger.exception("Unhandled error answering %s %s", request.method, request.path)
         error = ConveyorError("internal server error")
     return error_response(error)
+
+
+def not_found_view(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's handler404: JSON under /api/ (a path no router has), Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return error_response(PathNotFound(f"no such path: {request.path}"))
+    return defaults.page_not_found(request, exception)
+
+
+def server_error_view(request: HttpRequest) -> HttpResponse:
+    """Django's handler500: JSON under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return error_response(ConveyorError("internal server error"))
+    return defaults.server_error(request)
 
 
 def install(api: NinjaAPI) -> None:

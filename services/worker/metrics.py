@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from dramatiq.middleware import Middleware
 
 from conveyor import metrics
+from conveyor.status import TaskStatus
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +64,8 @@ class TaskMetrics(Middleware):
                 metrics.TASKS_IN_PROGRESS.labels(**labels),
                 metrics.TASK_DURATION.labels(**labels),
                 metrics.TASK_QUEUE_WAIT.labels(**labels),
-                metrics.TASKS_FINISHED.labels(status="SUCCESSFUL", **labels),
-                metrics.TASKS_FINISHED.labels(status="FAILED", **labels),
+                metrics.TASKS_FINISHED.labels(status=TaskStatus.SUCCESSFUL.value, **labels),
+                metrics.TASKS_FINISHED.labels(status=TaskStatus.FAILED.value, **labels),
                 metrics.TASK_RETRIES.labels(**labels),
             )
         return series

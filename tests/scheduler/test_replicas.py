@@ -60,7 +60,7 @@ def test_two_replicas_fire_each_time_exactly_once_for_a_minute():
     assert leader_counts == {1}, "\n".join(r.output()[-3000:] for r in replicas)
     times = assert_each_fire_time_once_without_gaps("every-second")
     assert times[-1] - times[0] >= timedelta(seconds=60)
-    # Measured, not asserted (README "Scheduler: fire lag"); the first fires are the catch-up
+    # Measured, not asserted (docs/scheduler.md, "Fire lag"); the first fires are the catch-up
     # of fire times that fell due while the replicas were starting.
     print("fire lag (steady state):", fire_lag.summary(fire_lag.lag_seconds("every-second", skip_first=5)))
 
