@@ -154,14 +154,15 @@ def main():
         for rep in range(cfg.repeats if "drains" in cfg.phases else 0):
             with guarded("drains", system):
                 log(f"drains, repetition {rep + 1}/{cfg.repeats}")
-                m = machine.run(urls["machine"], cfg)
-                figures.add("machine.publish", m["publish"])
-                figures.add("machine.consume", m["consume"])
-                figures.add("cpu.machine", m["consume_cpu_ms"])
-                rate, cpu_ms = drain.run_dramatiq(urls["dramatiq"], cfg)
-                figures.add("dramatiq.drain", rate)
-                figures.add("cpu.dramatiq", cpu_ms)
-                if "celery" not in skipped:
+                if cfg.peers:
+                    m = machine.run(urls["machine"], cfg)
+                    figures.add("machine.publish", m["publish"])
+                    figures.add("machine.consume", m["consume"])
+                    figures.add("cpu.machine", m["consume_cpu_ms"])
+                    rate, cpu_ms = drain.run_dramatiq(urls["dramatiq"], cfg)
+                    figures.add("dramatiq.drain", rate)
+                    figures.add("cpu.dramatiq", cpu_ms)
+                if cfg.peers and "celery" not in skipped:
                     rate, cpu_ms = drain.run_celery(urls["celery"], cfg)
                     figures.add("celery.drain", rate)
                     figures.add("cpu.celery", cpu_ms)

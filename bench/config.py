@@ -46,6 +46,8 @@ class Config:
     )
     sleep_seconds: float = 0.1
     scale_seconds: float = 4.0
+    # BENCH_PEERS=0: the drains phase runs Conveyor's drains only (quick before/after checks).
+    peers: bool = field(default_factory=lambda: os.environ.get("BENCH_PEERS", "1") != "0")
     # Which parts run: drains, submission, latency, scale, profile (py-spy on a worker; not by default).
     phases: tuple = field(
         default_factory=lambda: tuple(os.environ.get("BENCH_PHASES", "drains,submission,latency,scale").split(","))

@@ -152,6 +152,12 @@ CONVEYOR_MAX_BACKOFF_MS = env.int("CONVEYOR_MAX_BACKOFF_MS", default=5 * 60 * 10
 CONVEYOR_OUTBOX_LEASE_SECONDS = env.float("CONVEYOR_OUTBOX_LEASE_SECONDS", default=10.0)
 CONVEYOR_RELAY_INTERVAL_SECONDS = env.float("CONVEYOR_RELAY_INTERVAL_SECONDS", default=0.5)
 CONVEYOR_WORKER_SHUTDOWN_TIMEOUT_SECONDS = env.int("CONVEYOR_WORKER_SHUTDOWN_TIMEOUT_SECONDS", default=60)
+# A worker process renews its lease every HEARTBEAT seconds; a RUNNING task whose worker's
+# lease is older than LEASE is taken over by another worker (docs/how-it-works.md).
+CONVEYOR_WORKER_HEARTBEAT_SECONDS = env.float("CONVEYOR_WORKER_HEARTBEAT_SECONDS", default=5.0)
+CONVEYOR_WORKER_LEASE_SECONDS = env.float("CONVEYOR_WORKER_LEASE_SECONDS", default=30.0)
+# A task whose worker process died this many times while running it is FAILED and dead-lettered.
+CONVEYOR_MAX_WORKER_DEATHS = env.int("CONVEYOR_MAX_WORKER_DEATHS", default=3)
 
 # --- Scheduler (services/scheduler) ----------------------------------------------
 # How often the leader re-reads schedules (edits are picked up within this) and a standby
@@ -175,7 +181,9 @@ TASKS = {
 
 DRAMATIQ_ENCODER = "conveyor.encoding.StrictJSONEncoder"
 DRAMATIQ_BROKER = {
-    "BROKER": "dramatiq.brokers.rabbitmq.RabbitmqBroker",
+    # Dramatiq's RabbitMQ broker with Conveyor's record path: tasks started in batches,
+    # messages acknowledged only after their run's outcome is committed (services/worker/).
+    "BROKER": "services.worker.broker.RabbitmqBroker",
     "OPTIONS": {
         "url": BROKER_URL,
         # Without confirms a send() can return and the message still be lost.
@@ -186,22 +194,21 @@ DRAMATIQ_BROKER = {
     # Listed explicitly: django-dramatiq's default names a Prometheus path dramatiq 2
     # removed, and without this key retries and time limits are silently dropped.
     # Order matters: "after" hooks run in reverse order, so Lifecycle, listed before
-    # Retries, sees the verdict Retries leaves on the message (message.failed).
+    # Retries, sees Retries' verdict, and TaskMetrics, listed before Lifecycle, its outcome.
+    # Dramatiq's AgeLimit, Callbacks and Pipelines are left out: Conveyor's messages never
+    # use them, and every middleware costs a call per hook per message.
     "MIDDLEWARE": [
-        # Dramatiq's dramatiq_* metrics, served with ours on dramatiq_prom_host:dramatiq_prom_port.
-        "dramatiq.middleware.prometheus.Prometheus",
-        "dramatiq.middleware.AgeLimit",
+        # Serves the container's metrics on dramatiq_prom_host:dramatiq_prom_port.
+        "services.worker.exposition.MetricsExposition",
         "dramatiq.middleware.TimeLimit",
         "dramatiq.middleware.ShutdownNotifications",
-        "dramatiq.middleware.Callbacks",
-        "dramatiq.middleware.Pipelines",
         "services.worker.signals.GracefulStop",
-        # TaskMetrics and Lifecycle before Retries: both read the verdict Retries leaves.
         "services.worker.metrics.TaskMetrics",
         "services.worker.lifecycle.Lifecycle",
-        "dramatiq.middleware.Retries",
+        # Dramatiq's Retries deciding; the retry itself waits in the outbox (see there).
+        "services.worker.retries.Retries",
         "services.worker.connections.DatabaseConnections",
-        # Touches the heartbeat file the container healthcheck reads (conveyor/heartbeat.py).
+        # The database lease and the heartbeat file the container healthcheck reads.
         "services.worker.heartbeat.Heartbeat",
     ],
 }
@@ -211,9 +218,9 @@ DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
 # The web service's /metrics reads queue depths from RabbitMQ at scrape time. With the
 # management API (e.g. http://user:pass@rabbitmq:15672) it also reports unacked counts.
 RABBITMQ_MANAGEMENT_URL = env.str("RABBITMQ_MANAGEMENT_URL", default="")
-# Peek at each queue's head message for its age; turn off on quorum queues, where the
-# requeue counts against the delivery limit.
-CONVEYOR_QUEUE_PEEK = env.bool("CONVEYOR_QUEUE_PEEK", default=True)
+# Queue figures (depth from RabbitMQ, oldest waiting task from the database) are read at most
+# this often per web process and served from memory in between: scrapes cannot load the broker.
+CONVEYOR_QUEUE_METRICS_SECONDS = env.float("CONVEYOR_QUEUE_METRICS_SECONDS", default=5.0)
 
 # --- Security --------------------------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -168,12 +168,11 @@ def _actor_function(entry: CatalogEntry) -> Callable[..., Any]:
     task = entry.task
 
     def run(*args: Any, **kwargs: Any) -> Any:
+        # The return value is encoded by the worker's Lifecycle, which fails the task with a
+        # clear error (and no pointless retries) when it cannot be stored.
         if task.takes_context:
-            value = task.call(TaskContext(task_result=runtime.current_task_result()), *args, **kwargs)
-        else:
-            value = task.call(*args, **kwargs)
-        # Raise here, inside the task, so a non-JSON return is an ordinary failure.
-        return normalize_json(value)
+            return task.call(TaskContext(task_result=runtime.current_task_result()), *args, **kwargs)
+        return task.call(*args, **kwargs)
 
     run.__name__ = task.name
     run.__qualname__ = task.name

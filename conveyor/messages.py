@@ -21,13 +21,23 @@ def broker_priority(django_priority: int) -> int:
 
 
 def build_message(record: "TaskRecord") -> dramatiq.Message:
-    """The message for a task record. Its message_id is the task id, stable across retries."""
+    """The message for a task record. Its message_id is the task id, stable across retries.
+
+    Its timestamp is when the task became runnable: enqueued, or due (a deferred task, a
+    retry after its backoff), so a worker measures the wait from there. It carries the
+    retries used so far, so Dramatiq's Retries keeps counting across retries published
+    from the outbox.
+    """
+    options = {"broker_priority": broker_priority(record.priority)}
+    if record.retries:
+        options["retries"] = record.retries
+    runnable = max(record.enqueued_at, record.run_after) if record.run_after else record.enqueued_at
     return dramatiq.Message(
         queue_name=record.queue_name,
         actor_name=record.task_path,
         args=tuple(record.args),
         kwargs=record.kwargs,
-        options={"broker_priority": broker_priority(record.priority)},
+        options=options,
         message_id=str(record.id),
-        message_timestamp=int(record.enqueued_at.timestamp() * 1000),
+        message_timestamp=int(runnable.timestamp() * 1000),
     )

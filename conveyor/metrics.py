@@ -68,7 +68,18 @@ TASK_RETRIES = Counter(
     "Failed attempts that Dramatiq will retry after a backoff, by task and queue.",
     ["task", "queue"],
 )
-DEAD_LETTER_REASONS = ("retries_exhausted", "unknown_task", "no_record")
+# Why a message went to <queue>.XQ: its task failed for good, names a task not in the catalog,
+# has no task row, could not be decoded, killed its worker too often, returned a value that
+# cannot be stored, or was refused by another middleware.
+DEAD_LETTER_REASONS = (
+    "retries_exhausted",
+    "unknown_task",
+    "no_record",
+    "undecodable",
+    "worker_died",
+    "unstorable_result",
+    "skipped",
+)
 DEAD_LETTERS = Counter(
     "conveyor_dead_letters_total",
     "Messages dead-lettered to <queue>.XQ, by reason.",

@@ -13,6 +13,7 @@ relay may claim the entry (`claim_due`).
 """
 
 import logging
+import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -96,6 +97,35 @@ def add(records: Sequence[TaskRecord], now: datetime) -> list[OutboxEntry]:
         cursor.execute(insert_sql(source), (*entry_params(now), *(sql.task_id(r.id) for r in records)))
         rows = cursor.fetchall()
     return entries_from_rows(rows, records, now)
+
+
+def add_for(task_ids: Sequence[str], now: datetime) -> list[OutboxEntry]:
+    """Write an entry for each of these tasks, by id (the worker's retries; part of the caller's transaction).
+
+    The entries that are due now (leased to this process by the rule) hold their task, so
+    they can be handed to this process's publisher.
+    """
+    placeholders = ", ".join(["%s"] * len(task_ids))
+    source = f"{TaskRecord._meta.db_table} WHERE id IN ({placeholders})"
+    with connection.cursor() as cursor:
+        cursor.execute(insert_sql(source), (*entry_params(now), *(sql.task_id(t) for t in task_ids)))
+        rows = cursor.fetchall()
+    entries = [
+        OutboxEntry(
+            id=entry_id,
+            task_id=uuid.UUID(str(task_id)),
+            available_at=sql.to_datetime(available_at),
+            locked_until=sql.to_datetime(locked_until),
+            created_at=now,
+        )
+        for entry_id, task_id, available_at, locked_until in rows
+    ]
+    due = due_now(entries)
+    if due:
+        records = TaskRecord.objects.in_bulk([entry.task_id for entry in due])
+        for entry in due:
+            entry.task = records[entry.task_id]
+    return entries
 
 
 def due_now(entries: Sequence[OutboxEntry]) -> list[OutboxEntry]:

@@ -1,51 +1,56 @@
-"""Depth of every Conveyor queue and the age of its oldest waiting message, read at scrape time.
+"""Depth of every Conveyor queue and how long its oldest task has waited, for Prometheus.
 
-Neither Dramatiq nor RabbitMQ's own exporters give the age of a queue's oldest message,
-so this collector asks the broker itself, over AMQP, on every scrape:
+* depth and consumers: a passive `queue.declare` of `<queue>`, `<queue>.DQ` (delayed
+  messages) and `<queue>.XQ` (dead letters) returns each queue's *ready* count and its
+  consumers, without creating or changing anything. With RABBITMQ_MANAGEMENT_URL the
+  counts come from the management API instead, `unacked` included (AMQP cannot count
+  messages delivered to a worker and not yet acknowledged).
+* age: from the task table, not from the broker. The oldest task that is READY and due
+  (enqueued, or due after a deferral or a retry backoff) in the queue, however far it
+  got: still in the outbox (the broker is down) or waiting in RabbitMQ. Reading a
+  message's age from RabbitMQ means taking the message (basic.get, then a requeue),
+  which marks it redelivered and, on quorum queues, counts as a delivery: metrics never
+  touch a queue's messages.
 
-* depth: a passive `queue.declare` of `<queue>`, `<queue>.DQ` (delayed: retry backoffs
-  and `eta`s) and `<queue>.XQ` (dead letters) returns each queue's *ready* count and
-  its consumer count, without creating or changing anything;
-* age: `basic.get` without ack of `<queue>`'s head message, read its Dramatiq
-  timestamp (enqueue time, or the end of its retry backoff), then `basic.nack` with
-  requeue. RabbitMQ puts a requeued message back in its original position in a
-  classic queue (the kind Dramatiq declares), so the peek changes nothing but the
-  message's `redelivered` flag.
-
-AMQP cannot count *unacknowledged* messages (delivered to a worker, not yet acked:
-running, prefetched, or held in worker memory until a retry is due). When
-RABBITMQ_MANAGEMENT_URL names the management API, the counts come from it instead,
-including `unacked`; the age still comes from the peek.
-
-Caveats an operator should know: queues are declared with priorities, so the head is
-the most urgent message, not always the oldest; and on quorum queues a requeue counts
-as a delivery against the delivery limit, so there set CONVEYOR_QUEUE_PEEK=false.
+The figures are read at most every CONVEYOR_QUEUE_METRICS_SECONDS per process and served
+from memory in between, so scraping /metrics often, or by anyone, cannot load the broker
+or the database.
 """
 
 import base64
 import json
 import logging
+import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Sequence
-from typing import NamedTuple
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any, NamedTuple
 
 import pika
 from django.conf import settings
-from pika.adapters.blocking_connection import BlockingChannel
-from prometheus_client.core import GaugeMetricFamily, Metric
+from django.db.models import Q
+from django.utils import timezone
+from prometheus_client.core import GaugeMetricFamily
+
+from conveyor.core.models import TaskRecord
+from conveyor.status import OPEN, TaskStatus
 
 logger = logging.getLogger(__name__)
 
-TIMEOUT = 3.0  # seconds; a scrape must not hang on a sick broker
+TIMEOUT = 3.0  # seconds; a refresh must not hang on a sick broker
 STATES = (("", "ready"), (".DQ", "delayed"), (".XQ", "dead_letter"))
+# Of the oldest waiting tasks (by enqueue time), this many are looked at for the one that
+# has waited longest (a retry waits from the end of its backoff, not from its enqueue).
+AGE_CANDIDATES = 50
 
 
 class QueueFigures(NamedTuple):
     depth: dict[tuple[str, str], int]  # (queue, state) -> messages
     consumers: dict[str, int]  # queue -> consumers
-    ages: dict[str, float]  # queue -> seconds the head message has waited
+    ages: dict[str, float]  # queue -> seconds its oldest due READY task has waited
+    seconds: float  # how long reading them took
 
 
 class PassiveDeclare(NamedTuple):
@@ -54,18 +59,33 @@ class PassiveDeclare(NamedTuple):
 
 
 class QueueCollector:
-    def describe(self) -> list[Metric]:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._figures: QueueFigures | None = None
+        self._error: str | None = None
+        self._read_at = float("-inf")
+
+    def describe(self) -> list:
         return []  # read at scrape time; names are documented in docs/observability.md
 
+    def figures(self) -> QueueFigures | None:
+        """The latest figures, read again when older than CONVEYOR_QUEUE_METRICS_SECONDS (None: unreadable)."""
+        with self._lock:  # concurrent scrapes wait for one read instead of each doing their own
+            if time.monotonic() - self._read_at >= settings.CONVEYOR_QUEUE_METRICS_SECONDS:
+                try:
+                    self._figures, self._error = self.read(), None
+                except Exception as exc:
+                    logger.warning("Could not read queue figures: %s", exc)
+                    self._figures, self._error = None, str(exc)
+                self._read_at = time.monotonic()
+            return self._figures
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        started = time.monotonic()
         up = GaugeMetricFamily(
-            "conveyor_queue_collector_up", "1 if the last read of queue depths from RabbitMQ succeeded, else 0."
+            "conveyor_queue_collector_up", "1 if the last read of queue figures (RabbitMQ, database) succeeded, else 0."
         )
-        try:
-            figures = self.read()
-        except Exception as exc:
-            logger.warning("Could not read queue depths from RabbitMQ: %s", exc)
+        figures = self.figures()
+        if figures is None:
             up.add_metric([], 0)
             yield up
             return
@@ -84,7 +104,7 @@ class QueueCollector:
             consumer_family.add_metric([queue], value)
         age_family = GaugeMetricFamily(
             "conveyor_queue_oldest_message_age_seconds",
-            "Seconds the message at the head of a queue has been waiting; 0 when none is waiting.",
+            "Seconds the oldest task that is READY and due in a queue has waited; 0 when none waits.",
             labels=["queue"],
         )
         for queue, value in sorted(figures.ages.items()):
@@ -93,35 +113,50 @@ class QueueCollector:
         yield from (messages, consumer_family, age_family, up)
         yield GaugeMetricFamily(
             "conveyor_queue_collector_duration_seconds",
-            "Time the last read of queue depths took.",
-            value=time.monotonic() - started,
+            "Time the last read of queue figures took.",
+            value=figures.seconds,
         )
 
     def read(self) -> QueueFigures:
-        """Every Conveyor queue's depth by state, consumers, and the age of its head message."""
+        """Every Conveyor queue's depth by state, consumers, and the wait of its oldest due task."""
+        started = time.monotonic()
         queues = list(settings.CONVEYOR_QUEUES)
         management = getattr(settings, "RABBITMQ_MANAGEMENT_URL", "")
-        connection = _connect()
+        connection = _Connection(settings.BROKER_URL)
         try:
             if management:
                 depth, consumers = _management_depths(management, connection.params_vhost, queues)
             else:
                 depth, consumers = _amqp_depths(connection, queues)
-            ages = {}
-            if getattr(settings, "CONVEYOR_QUEUE_PEEK", True):
-                for queue in queues:
-                    if (queue, "ready") in depth:
-                        ages[queue] = _head_age(connection, queue) if depth[(queue, "ready")] else 0.0
         finally:
             connection.close()
-        return QueueFigures(depth, consumers, ages)
+        ages = oldest_waits(queues)
+        return QueueFigures(depth, consumers, ages, time.monotonic() - started)
+
+
+def oldest_waits(queues: list[str], now: datetime | None = None) -> dict[str, float]:
+    """Seconds the oldest READY, due task of each queue has waited (0 when none does)."""
+    now = now or timezone.now()
+    ages = {}
+    for queue in queues:
+        waiting = (
+            TaskRecord.objects.filter(status_group=OPEN, status=TaskStatus.READY, queue_name=queue)
+            .filter(Q(run_after__isnull=True) | Q(run_after__lte=now))
+            .order_by("enqueued_at")
+            .values_list("enqueued_at", "run_after")[:AGE_CANDIDATES]
+        )
+        ages[queue] = max(
+            ((now - max(enqueued, run_after or enqueued)).total_seconds() for enqueued, run_after in waiting),
+            default=0.0,
+        )
+    return ages
 
 
 class _Connection:
     """A pika connection that reopens its channel after a 404 closes it."""
 
     def __init__(self, url: str) -> None:
-        params = pika.URLParameters(url)
+        params = pika.URLParameters(url.split(";")[0])
         params.socket_timeout = TIMEOUT
         params.blocked_connection_timeout = TIMEOUT
         params.stack_timeout = TIMEOUT
@@ -131,7 +166,7 @@ class _Connection:
         self._channel = None
 
     @property
-    def channel(self) -> BlockingChannel:
+    def channel(self) -> Any:
         if self._channel is None or self._channel.is_closed:
             self._channel = self._connection.channel()
         return self._channel
@@ -149,15 +184,11 @@ class _Connection:
     def close(self) -> None:
         try:
             self._connection.close()
-        except Exception:
+        except Exception:  # already broken: the socket is released either way
             pass
 
 
-def _connect() -> _Connection:
-    return _Connection(settings.BROKER_URL)
-
-
-def _amqp_depths(connection: _Connection, queues: Sequence[str]) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+def _amqp_depths(connection: _Connection, queues: list[str]) -> tuple[dict, dict]:
     depth, consumers = {}, {}
     for queue in queues:
         for suffix, state in STATES:
@@ -170,9 +201,7 @@ def _amqp_depths(connection: _Connection, queues: Sequence[str]) -> tuple[dict[t
     return depth, consumers
 
 
-def _management_depths(
-    base_url: str, vhost: str, queues: Sequence[str]
-) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+def _management_depths(base_url: str, vhost: str, queues: list[str]) -> tuple[dict, dict]:
     parts = urllib.parse.urlsplit(base_url)
     netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
     url = urllib.parse.urlunsplit(
@@ -196,29 +225,5 @@ def _management_depths(
         for suffix, state in STATES[1:]:
             row = listed.get(queue + suffix)
             if row is not None:
-                # Dramatiq holds delayed messages unacked in worker memory until due.
                 depth[(queue, state)] = row.get("messages_ready", 0) + row.get("messages_unacknowledged", 0)
     return depth, consumers
-
-
-def _head_age(connection: _Connection, queue: str) -> float:
-    channel = connection.channel
-    method, _properties, body = channel.basic_get(queue, auto_ack=False)
-    if method is None:
-        return 0.0  # taken by a consumer since the declare
-    try:
-        return max(0.0, time.time() - _waiting_since(body, _properties))
-    finally:
-        channel.basic_nack(method.delivery_tag, requeue=True)
-
-
-def _waiting_since(body: bytes, properties: pika.spec.BasicProperties) -> float:
-    """Seconds since the epoch at which the message became runnable."""
-    try:
-        message = json.loads(body)
-        since = message["message_timestamp"] / 1000
-        eta = (message.get("options") or {}).get("eta")
-        return max(since, eta / 1000) if eta else since
-    except (ValueError, KeyError, TypeError):
-        # Not a Dramatiq message: fall back to the AMQP timestamp, if the publisher set one.
-        return float(properties.timestamp) if properties.timestamp else time.time()

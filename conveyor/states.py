@@ -1,49 +1,61 @@
 """Every change of a task's status, each checking inside itself that the change is allowed.
 
-    READY ──start──► RUNNING ──succeed──► SUCCESSFUL
-      ▲                 │
-      │  fail_attempt   ├──fail_attempt(final)──► FAILED ──retry──► READY
-      └─────────────────┘                            ▲
-    READY ──cancel──► CANCELLED ──retry──► READY     │
-    READY / RUNNING / FAILED ──dead_letter──────────┘
+    READY ──claim──► RUNNING ──finish──► SUCCESSFUL
+      ▲                │ │
+      │ finish (retry) │ └──finish (final) / claim (worker died too often)──► FAILED ──retry──► READY
+      └────────────────┘                                                     ▲
+    READY ──cancel──► CANCELLED ──retry──► READY                             │
+    READY / RUNNING / FAILED ──dead_letter───────────────────────────────────┘
 
 The API, the admin, the worker and the scheduler all come here, so they cannot disagree
 about what is allowed: callers never look at a status first. A change that is not
-allowed raises (NotCancellable, NotRetryable: HTTP 409) or, on the worker's side,
-returns None so the worker can skip the message.
+allowed raises (NotCancellable, NotRetryable: HTTP 409) or, on the worker's side, is
+reported back so the worker can drop, park or dead-letter the message.
 
-The worker's writes are its hot path: each is one conditional UPDATE (atomic without a
-transaction or a SELECT ... FOR UPDATE round trip), with JSON list appends and
-timestamps done by the database, built once per database vendor.
+The worker's writes are its hot path and are made for many tasks at once: `claim` starts
+every message a consumer has room for in one statement, `finish` records the end of
+every run a worker process finished since its last commit in one statement (group
+commit). On SQLite, a first local run, the same rules run one row at a time.
+
+Who runs a task is a fact in its row (`worker`, a conveyor.workers process), never the
+`redelivered` flag of a message: a RUNNING task is taken over only when its worker's
+lease ran out (or its process is gone, seen from the same host). A takeover counts a
+worker death; at CONVEYOR_MAX_WORKER_DEATHS the task is FAILED instead of run again.
 """
 
+import enum
 import functools
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from conveyor import catalog, outbox, sql
-from conveyor.core.models import TaskRecord, TaskStatus
+from conveyor.core.models import TaskRecord, WorkerProcess
 from conveyor.errors import NotCancellable, NotRetryable, TaskNotFound
 from conveyor.publisher import publish_after_commit
+from conveyor.status import FINISHED_STATUSES, TaskStatus
 
 TABLE = TaskRecord._meta.db_table
+WORKERS = WorkerProcess._meta.db_table
 CANCELLABLE = (TaskStatus.READY,)
 RETRYABLE = (TaskStatus.FAILED, TaskStatus.CANCELLED)
 # A dead letter never overwrites a result that was reached.
 DEAD_LETTER_FROM = (TaskStatus.READY, TaskStatus.RUNNING, TaskStatus.FAILED)
 REASON_LENGTH = TaskRecord._meta.get_field("failure_reason").max_length
+WORKER_DIED = "conveyor.errors.WorkerDied"
 
 
 @dataclass(frozen=True, slots=True)
 class Started:
-    """What start() recorded: the attempt's number and times, and every worker that took the task."""
+    """A run that claim() started: the attempt's number and times, and every worker that took the task."""
 
     attempts: int
     started_at: datetime
@@ -51,23 +63,110 @@ class Started:
     worker_ids: list[str]
 
 
-# --- the worker ---------------------------------------------------------------------
+class Verdict(enum.Enum):
+    """What claim() decided for one message."""
+
+    STARTED = "started"  # RUNNING now, by this worker: run it
+    GAVE_UP = "gave_up"  # its workers died too often: FAILED now; dead-letter the message
+    FINISHED = "finished"  # already SUCCESSFUL, FAILED or CANCELLED: drop the message (ack)
+    BUSY = "busy"  # RUNNING on a live worker (a duplicate): keep the message and ask again later
+    MISSING = "missing"  # no such task: dead-letter the message
 
 
-def start(task_id: Any, worker_id: str, *, redelivered: bool = True) -> Started | None:
-    """READY -> RUNNING, one more attempt. None when the task may not start (the caller skips it).
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    verdict: Verdict
+    started: Started | None = None
+    worker: str | None = None  # BUSY: the worker running it
+    reason: str = ""  # GAVE_UP: the failure reason recorded
 
-    A RUNNING task is taken again only from a redelivered message: a worker killed
-    mid-task leaves its task RUNNING and RabbitMQ redelivers it. A fresh message for
-    a RUNNING task is a duplicate publish while another worker runs it.
+
+@dataclass(slots=True)
+class Outcome:
+    """How a run ended, to be written by finish()."""
+
+    task_id: str
+    status: TaskStatus  # SUCCESSFUL, FAILED (final) or READY (a retry is due at `run_after`)
+    return_json: str | None = None  # SUCCESSFUL: the return value, already encoded as strict JSON
+    error: dict | None = None  # a failed attempt's error entry
+    reason: str = ""  # FAILED: why, in a sentence
+    run_after: datetime | None = None  # READY: when the retry is due
+    retries: int = 0  # Dramatiq's retry count after this run
+    finished_at: datetime | None = field(default=None)  # set by finish()
+
+
+# --- the worker ---------------------------------------------------------------------------
+
+
+def claim(task_ids: Sequence[str], worker: str) -> dict[str, Claimed]:
+    """Start the tasks of these messages on `worker`, in one statement; a Claimed for each id given.
+
+    READY starts. RUNNING starts again only when the worker named on it is gone (no live
+    row in conveyor.workers), which counts a worker death; at CONVEYOR_MAX_WORKER_DEATHS the
+    task is FAILED instead (GAVE_UP). A RUNNING task on a live worker (or on no named
+    worker) is BUSY: it must not run here now. Ids must be distinct.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(_start_sql(connection.vendor, redelivered), [json.dumps(worker_id), sql.task_id(task_id)])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    attempts, started_at, last_attempted_at, worker_ids = row
-    return Started(attempts, sql.to_datetime(started_at), sql.to_datetime(last_attempted_at), sql.from_json(worker_ids))
+    if not task_ids:
+        return {}
+    given = {_key(task_id): task_id for task_id in task_ids}
+    rows = _claim_rows(task_ids, worker)
+    result = {}
+    for task_id, status, attempts, started_at, last_attempted_at, worker_ids, reason in rows:
+        key = given[_key(task_id)]
+        if status == TaskStatus.FAILED:
+            result[key] = Claimed(Verdict.GAVE_UP, reason=reason)
+        else:
+            started = Started(
+                attempts, sql.to_datetime(started_at), sql.to_datetime(last_attempted_at), sql.from_json(worker_ids)
+            )
+            result[key] = Claimed(Verdict.STARTED, started)
+    missed = [task_id for task_id in task_ids if task_id not in result]
+    if missed:
+        found = TaskRecord.objects.filter(id__in=missed).values_list("id", "status", "worker")
+        for task_id, status, running_on in found:
+            if status in FINISHED_STATUSES:
+                result[given[_key(task_id)]] = Claimed(Verdict.FINISHED)
+            else:  # RUNNING on a live worker, or changed under us: ask again later
+                result[given[_key(task_id)]] = Claimed(Verdict.BUSY, worker=running_on)
+        for task_id in missed:
+            result.setdefault(task_id, Claimed(Verdict.MISSING))
+    return result
+
+
+def release(task_ids: Sequence[str], worker: str) -> int:
+    """Give back runs claimed by `worker` that never started (a worker stopping): READY again."""
+    if not task_ids:
+        return 0
+    return (
+        TaskRecord.objects.filter(id__in=list(task_ids), status=TaskStatus.RUNNING, worker=worker)
+        .exclude(attempts=0)
+        .update(status=TaskStatus.READY, worker=None, attempts=F("attempts") - 1)
+    )
+
+
+def finish(outcomes: Sequence[Outcome], worker: str) -> list[Outcome]:
+    """Record how runs of `worker` ended, all in one transaction; returns those written.
+
+    A run is written only while its task is RUNNING on `worker`: a run another worker took
+    over (this one was presumed dead) is not. Retries become READY with an outbox entry
+    due at `run_after`, in the same transaction, so the retry exists only once the row
+    says READY, and waits in the database rather than in a worker's memory.
+    """
+    if not outcomes:
+        return []
+    now = timezone.now()
+    with transaction.atomic():
+        finished = _finish_rows(outcomes, worker)
+        written = []
+        for outcome in outcomes:
+            key = _key(outcome.task_id)
+            if key in finished:
+                outcome.finished_at = sql.to_datetime(finished[key])
+                written.append(outcome)
+        retries = [o.task_id for o in written if o.status == TaskStatus.READY]
+        if retries:
+            publish_after_commit(outbox.add_for(retries, now))
+    return written
 
 
 def status(task_id: Any) -> str | None:
@@ -75,26 +174,11 @@ def status(task_id: Any) -> str | None:
     return TaskRecord.objects.filter(id=task_id).values_list("status", flat=True).first()
 
 
-def succeed(task_id: Any, return_value: Any) -> datetime | None:
-    """RUNNING -> SUCCESSFUL with its return value. Returns finished_at (None: it was not RUNNING)."""
-    return _returning(_succeed_sql(connection.vendor), [json.dumps(return_value), sql.task_id(task_id)])
-
-
-def fail_attempt(task_id: Any, error: dict, *, final: bool, reason: str = "") -> datetime | None:
-    """RUNNING -> FAILED (final) or back to READY for a retry, appending the error.
-
-    Returns finished_at (None for a retry, or when the task was not RUNNING).
-    """
-    return _returning(
-        _fail_sql(connection.vendor, final), [json.dumps(error), reason[:REASON_LENGTH], sql.task_id(task_id)]
-    )
-
-
 def dead_letter(task_id: Any, reason: str) -> bool:
     """The task's message went to the dead-letter queue: FAILED with the reason. False if it had finished."""
     return bool(
         TaskRecord.objects.filter(id=task_id, status__in=DEAD_LETTER_FROM).update(
-            status=TaskStatus.FAILED, finished_at=timezone.now(), failure_reason=reason[:REASON_LENGTH]
+            status=TaskStatus.FAILED, finished_at=timezone.now(), failure_reason=reason[:REASON_LENGTH], worker=None
         )
     )
 
@@ -130,8 +214,9 @@ def cancel_many(task_ids: Iterable[Any], *, reason: str) -> int:
 def retry(task_id: Any) -> TaskRecord:
     """FAILED or CANCELLED -> READY, published again after commit (same id; its errors are kept).
 
-    Raises TaskNotFound, NotRetryable when the status does not allow it, and UnknownTask
-    when the task is no longer in the catalog (it could not run).
+    The retry budget starts again (Dramatiq's retry count is reset). Raises TaskNotFound,
+    NotRetryable when the status does not allow it, and UnknownTask when the task is no
+    longer in the catalog (it could not run).
     """
     now = timezone.now()
     with transaction.atomic():
@@ -142,13 +227,20 @@ def retry(task_id: Any) -> TaskRecord:
         record.status = TaskStatus.READY
         record.finished_at = None
         record.failure_reason = ""
-        record.run_after = None
-        record.save(update_fields=["status", "finished_at", "failure_reason", "run_after"])
+        # Waiting again from now on: the queue-age metric counts from here, not from the first enqueue.
+        record.run_after = now
+        record.retries = 0
+        record.worker_deaths = 0
+        record.save(update_fields=["status", "finished_at", "failure_reason", "run_after", "retries", "worker_deaths"])
         publish_after_commit(outbox.add([record], now))
     return record
 
 
 # --- helpers ---------------------------------------------------------------------------
+
+
+def _key(task_id: Any) -> str:
+    return str(sql.task_id(task_id))
 
 
 def _locked(task_id: Any) -> TaskRecord:
@@ -158,41 +250,130 @@ def _locked(task_id: Any) -> TaskRecord:
         raise TaskNotFound(f"no task {task_id}") from None
 
 
-def _returning(statement: str, params: list) -> datetime | None:
+def _lease_seconds() -> float:
+    return float(settings.CONVEYOR_WORKER_LEASE_SECONDS)
+
+
+def _claim_rows(task_ids: Sequence[str], worker: str) -> list[tuple]:
+    statement = _claim_sql(connection.vendor, settings.CONVEYOR_MAX_WORKER_DEATHS)
+    # In the order the placeholders appear: the worker, its id as JSON, the ids, the lease.
+    params, lease = [worker, json.dumps(worker)], _lease_seconds()
     with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        row = cursor.fetchone()
-    return sql.to_datetime(row[0]) if row else None
+        if sql.is_postgresql():
+            cursor.execute(statement, [*params, [sql.task_id(t) for t in task_ids], lease])
+            return cursor.fetchall()
+        rows = []
+        with transaction.atomic():
+            for task_id in task_ids:
+                cursor.execute(statement, [*params, sql.task_id(task_id), lease])
+                rows.extend(cursor.fetchall())
+        return rows
 
 
-# The statements are built once per database vendor: string formatting on every task
-# showed up in the worker's profile.
 @functools.cache
-def _start_sql(vendor: str, redelivered: bool) -> str:
-    ready, running = TaskStatus.READY.value, TaskStatus.RUNNING.value
-    allowed = f"('{ready}', '{running}')" if redelivered else f"('{ready}')"
+def _claim_sql(vendor: str, max_deaths: int) -> str:
+    ready, running, failed = TaskStatus.READY.value, TaskStatus.RUNNING.value, TaskStatus.FAILED.value
+    takeover = f"t.status = '{running}'"
+    give_up = f"({takeover} AND t.worker_deaths + 1 >= {int(max_deaths)})"
+    postgresql = vendor == "postgresql"
+    if postgresql:
+        died = (
+            "jsonb_build_object('exception_class_path', '" + WORKER_DIED + "', 'message', 'worker ' || "
+            "COALESCE(t.worker, 'unknown') || ' stopped while running attempt ' || t.attempts, "
+            "'traceback', '', 'attempt', t.attempts, 'at', now())"
+        )
+        errors = f"t.errors || jsonb_build_array({died})"
+        worker_ids = "t.worker_ids || jsonb_build_array(%s::jsonb)"
+        lease_ok = "w.seen_at > now() - %s * interval '1 second'"
+        target, which = f"{TABLE} AS t", "t.id = ANY(%s::uuid[])"
+        reason = "'worker died ' || (t.worker_deaths + 1) || ' times while running it; dead-lettered'"
+    else:
+        died = (
+            "json_object('exception_class_path', '" + WORKER_DIED + "', 'message', 'worker ' || "
+            "COALESCE(t.worker, 'unknown') || ' stopped while running attempt ' || t.attempts, "
+            f"'traceback', '', 'attempt', t.attempts, 'at', {sql.now()})"
+        )
+        errors = f"json_insert(t.errors, '$[#]', json({died}))"
+        worker_ids = "json_insert(t.worker_ids, '$[#]', json(%s))"
+        lease_ok = "w.seen_at > strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', '-' || %s || ' seconds')"
+        target, which = f"{TABLE} AS t", "t.id = %s"
+        reason = "'worker died ' || (t.worker_deaths + 1) || ' times while running it; dead-lettered'"
+    now = sql.now()
     return (
-        f"UPDATE {TABLE} SET status = '{running}', attempts = attempts + 1, "
-        f"started_at = COALESCE(started_at, {sql.now()}), last_attempted_at = {sql.now()}, "
-        f"worker_ids = {sql.append_json('worker_ids')} "
-        f"WHERE id = %s AND status IN {allowed} RETURNING attempts, started_at, last_attempted_at, worker_ids"
+        f"UPDATE {target} SET "
+        f"status = CASE WHEN {give_up} THEN '{failed}' ELSE '{running}' END, "
+        f"worker_deaths = t.worker_deaths + CASE WHEN {takeover} THEN 1 ELSE 0 END, "
+        f"attempts = t.attempts + CASE WHEN {give_up} THEN 0 ELSE 1 END, "
+        f"started_at = COALESCE(t.started_at, {now}), "
+        f"last_attempted_at = CASE WHEN {give_up} THEN t.last_attempted_at ELSE {now} END, "
+        f"finished_at = CASE WHEN {give_up} THEN {now} ELSE NULL END, "
+        f"failure_reason = CASE WHEN {give_up} THEN {reason} ELSE t.failure_reason END, "
+        f"errors = CASE WHEN {takeover} THEN {errors} ELSE t.errors END, "
+        f"worker = CASE WHEN {give_up} THEN NULL ELSE %s END, "
+        f"worker_ids = CASE WHEN {give_up} THEN t.worker_ids ELSE {worker_ids} END "
+        f"WHERE {which} AND (t.status = '{ready}' OR ({takeover} AND t.worker IS NOT NULL AND NOT EXISTS "
+        f"(SELECT 1 FROM {WORKERS} AS w WHERE w.id = t.worker AND {lease_ok}))) "
+        "RETURNING t.id, t.status, t.attempts, t.started_at, t.last_attempted_at, t.worker_ids, t.failure_reason"
     )
 
 
-@functools.cache
-def _succeed_sql(vendor: str) -> str:
-    return (
-        f"UPDATE {TABLE} SET status = '{TaskStatus.SUCCESSFUL.value}', return_value = {sql.json_param()}, "
-        f"finished_at = {sql.now()} WHERE id = %s AND status = '{TaskStatus.RUNNING.value}' RETURNING finished_at"
-    )
+def _finish_rows(outcomes: Sequence[Outcome], worker: str) -> dict[str, Any]:
+    """{task id: finished_at} of the rows written."""
+    statement = _finish_sql(connection.vendor)
+    with connection.cursor() as cursor:
+        if sql.is_postgresql():
+            cursor.execute(
+                statement,
+                [
+                    [sql.task_id(o.task_id) for o in outcomes],
+                    [o.status.value if isinstance(o.status, TaskStatus) else o.status for o in outcomes],
+                    [o.return_json for o in outcomes],
+                    [None if o.error is None else json.dumps(o.error) for o in outcomes],
+                    [o.reason[:REASON_LENGTH] for o in outcomes],
+                    [o.run_after for o in outcomes],
+                    [o.retries for o in outcomes],
+                    worker,
+                ],
+            )
+            return {_key(task_id): finished_at for task_id, finished_at in cursor.fetchall()}
+        written = {}
+        for o in outcomes:
+            status = o.status.value if isinstance(o.status, TaskStatus) else o.status
+            error = None if o.error is None else json.dumps(o.error)
+            run_after = None if o.run_after is None else sql.when(o.run_after)
+            reason = o.reason[:REASON_LENGTH]
+            cursor.execute(
+                statement,
+                [status, status, o.return_json, error, error, status, reason, run_after, o.retries]
+                + [sql.task_id(o.task_id), worker],
+            )
+            for task_id, finished_at in cursor.fetchall():
+                written[_key(task_id)] = finished_at
+        return written
 
 
 @functools.cache
-def _fail_sql(vendor: str, final: bool) -> str:
-    status = TaskStatus.FAILED.value if final else TaskStatus.READY.value
-    finished = sql.now() if final else "NULL"
+def _finish_sql(vendor: str) -> str:
+    successful, ready, running = TaskStatus.SUCCESSFUL.value, TaskStatus.READY.value, TaskStatus.RUNNING.value
+    now = sql.now()
+    if vendor == "postgresql":
+        return (
+            f"UPDATE {TABLE} AS t SET status = v.status, "
+            f"return_value = CASE WHEN v.status = '{successful}' THEN v.value::jsonb ELSE t.return_value END, "
+            "errors = CASE WHEN v.error IS NULL THEN t.errors ELSE t.errors || jsonb_build_array(v.error::jsonb) END, "
+            f"finished_at = CASE WHEN v.status = '{ready}' THEN NULL ELSE {now} END, "
+            "failure_reason = v.reason, run_after = v.run_after, retries = v.retries, worker = NULL "
+            "FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::int[]) "
+            "AS v(id, status, value, error, reason, run_after, retries) "
+            f"WHERE t.id = v.id AND t.status = '{running}' AND t.worker = %s "
+            "RETURNING t.id, t.finished_at"
+        )
     return (
-        f"UPDATE {TABLE} SET status = '{status}', errors = {sql.append_json('errors')}, "
-        f"finished_at = {finished}, failure_reason = %s "
-        f"WHERE id = %s AND status = '{TaskStatus.RUNNING.value}' RETURNING finished_at"
+        f"UPDATE {TABLE} SET status = %s, "
+        f"return_value = CASE WHEN %s = '{successful}' THEN json(%s) ELSE return_value END, "
+        "errors = CASE WHEN %s IS NULL THEN errors ELSE json_insert(errors, '$[#]', json(%s)) END, "
+        f"finished_at = CASE WHEN %s = '{ready}' THEN NULL ELSE {now} END, "
+        "failure_reason = %s, run_after = %s, retries = %s, worker = NULL "
+        f"WHERE id = %s AND status = '{running}' AND worker = %s "
+        "RETURNING id, finished_at"
     )

@@ -23,3 +23,15 @@ class TaskSource(models.TextChoices):
     API = "api"
     DJANGO = "django"
     SCHEDULER = "scheduler"
+
+
+# A task is "open" (READY or RUNNING) or in its final status. The table's status index is on
+# this group, not on the status: starting a task (READY -> RUNNING) then changes no indexed
+# column, so PostgreSQL updates the row in place (a HOT update) without touching any index.
+OPEN = "open"
+OPEN_STATUSES = (TaskStatus.READY, TaskStatus.RUNNING)
+
+
+def status_group(status: str) -> str:
+    """The value of TaskRecord.status_group for a status."""
+    return OPEN if status in OPEN_STATUSES else str(status)

@@ -95,7 +95,7 @@ def _insert_in_one_statement(records: Sequence[TaskRecord], now: datetime, using
     third of a web process's CPU per accepted task (docs/performance.md).
     """
     query = InsertQuery(TaskRecord)
-    query.insert_values(TaskRecord._meta.concrete_fields, records)
+    query.insert_values([f for f in TaskRecord._meta.concrete_fields if not f.generated], records)
     [(task_sql, task_params)] = query.get_compiler(using=using).as_sql()
     statement = f"WITH task AS ({task_sql} RETURNING id, run_after) {outbox.insert_sql('task')}"
     with connections[using].cursor() as cursor:

@@ -7,8 +7,8 @@ import dramatiq
 import pytest
 from django.conf import settings
 from django_dramatiq.utils import load_middleware
-from dramatiq.brokers.stub import StubBroker
 
+from services.worker.broker import StubBroker
 from tests.support import rabbitmq
 
 

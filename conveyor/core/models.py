@@ -5,7 +5,13 @@ import uuid
 from django.db import models
 from django.db.models import Q
 
-from conveyor.status import FINISHED_STATUSES, TaskSource, TaskStatus  # noqa: F401  (their home; re-exported)
+from conveyor.status import (  # noqa: F401  (their home; re-exported)
+    FINISHED_STATUSES,
+    OPEN,
+    OPEN_STATUSES,
+    TaskSource,
+    TaskStatus,
+)
 
 
 class ApiToken(models.Model):
@@ -51,6 +57,12 @@ class TaskRecord(models.Model):
     args = models.JSONField(default=list, blank=True)
     kwargs = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=10, choices=TaskStatus.choices, default=TaskStatus.READY)
+    # "open" for READY and RUNNING, else the status (conveyor.status.status_group): what the
+    # status index is on, so that starting a task changes no indexed column. Kept in step
+    # with `status` by a database trigger (migration 0004), whoever writes the row. Not a
+    # GeneratedField: Django's checks of one need a database connection on PostgreSQL, and
+    # `manage.py check --deploy` must run without one.
+    status_group = models.CharField(max_length=10, default=OPEN, editable=False)
     attempts = models.PositiveIntegerField(default=0)
     return_value = models.JSONField(null=True, blank=True)
     # One entry per failed attempt: {"exception_class_path", "traceback", "attempt", "at"}.
@@ -64,6 +76,13 @@ class TaskRecord(models.Model):
     last_attempted_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     worker_ids = models.JSONField(default=list, blank=True)
+    # The worker process running it now (a WorkerProcess id; RUNNING only). A RUNNING task is
+    # taken over only when this worker's lease ran out, never because a message came again.
+    worker = models.CharField(max_length=100, null=True, blank=True)
+    # Times a worker process died while running it; at CONVEYOR_MAX_WORKER_DEATHS it is FAILED.
+    worker_deaths = models.PositiveSmallIntegerField(default=0)
+    # Dramatiq's retry count in the current budget (message option "retries"); a manual retry resets it.
+    retries = models.PositiveSmallIntegerField(default=0)
     # task_owner_idx starts with owner: a separate FK index would only slow every write.
     owner = models.ForeignKey(
         ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks", db_index=False
@@ -79,7 +98,7 @@ class TaskRecord(models.Model):
         ordering = ["-enqueued_at", "-id"]
         indexes = [
             models.Index(fields=["-enqueued_at", "-id"], name="task_list_idx"),
-            models.Index(fields=["status", "-enqueued_at"], name="task_status_idx"),
+            models.Index(fields=["status_group", "-enqueued_at"], name="task_group_idx"),
             models.Index(fields=["owner", "-enqueued_at"], name="task_owner_idx"),
             models.Index(fields=["task_path", "-enqueued_at"], name="task_path_idx"),
         ]
@@ -93,6 +112,32 @@ class TaskRecord(models.Model):
 
     def __str__(self):
         return f"{self.task_path} {self.id} {self.status}"
+
+
+class WorkerProcess(models.Model):
+    """A worker process that is, or was recently, alive: its lease is `seen_at` + CONVEYOR_WORKER_LEASE_SECONDS.
+
+    Each process writes its row when it boots and renews `seen_at` every few seconds; a
+    clean exit deletes it. A RUNNING task whose worker has no live row is taken over.
+    """
+
+    id = models.CharField(primary_key=True, max_length=100, help_text="hostname:random:pid")
+    hostname = models.CharField(max_length=100)
+    pid = models.PositiveIntegerField()
+    # Where `pid` means something: boot id, PID namespace and the process's start time, so a
+    # process on the same host can tell for certain that this one is gone.
+    host_key = models.CharField(max_length=200, default="", blank=True)
+    pid_started = models.BigIntegerField(default=0)
+    threads = models.PositiveSmallIntegerField(default=0)
+    queues = models.JSONField(default=list, blank=True)
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["hostname", "pid"]
+
+    def __str__(self):
+        return self.id
 
 
 class OutboxEntry(models.Model):

@@ -29,7 +29,8 @@ def purge_finished_tasks(older_than_days: int | None = None) -> dict:
     deleted = 0
     while True:
         ids = list(
-            TaskRecord.objects.filter(status__in=FINISHED_STATUSES, finished_at__lt=cutoff).values_list(
+            # status_group is what the status index is on (conveyor/status.py).
+            TaskRecord.objects.filter(status_group__in=FINISHED_STATUSES, finished_at__lt=cutoff).values_list(
                 "id", flat=True
             )[:PURGE_BATCH]
         )

@@ -208,7 +208,7 @@ def overview():
         "Worker utilisation",
         [
             target("sum(conveyor_tasks_in_progress) / sum(conveyor_worker_threads)", "busy / threads"),
-            target("sum(dramatiq_delayed_messages_inprogress)", "delayed messages held in memory"),
+            target("max(conveyor_outbox_entries)", "tasks waiting in the outbox (deferred, retries)"),
         ],
         width=9,
         unit="short",
@@ -341,17 +341,18 @@ def per_task():
         ],
     )
     p.panel(
-        "Dramatiq: messages and errors",
+        "Attempts and failed attempts",
         [
-            target(f'sum(rate(dramatiq_messages_total{{actor_name="$task"}}[{RATE}]))', "processed"),
+            target(f"sum(rate(conveyor_task_duration_seconds_count{sel}[{RATE}]))", "attempts"),
             target(
-                f'sum(rate(dramatiq_message_errors_total{{actor_name="$task"}}[{RATE}])) or vector(0)',
-                "errored attempts",
+                f"(sum(rate(conveyor_task_retries_total{sel}[{RATE}])) or vector(0))"
+                f' + (sum(rate(conveyor_tasks_finished_total{{task="$task",status="FAILED"}}[{RATE}])) or vector(0))',
+                "failed attempts",
             ),
         ],
         unit="ops",
         width=12,
-        description="Dramatiq's own counters, one per attempt.",
+        description="Every attempt, and those that raised (retried or failed for good).",
     )
     p.panel(
         "Its queue: depth and oldest message",

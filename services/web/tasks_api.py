@@ -17,6 +17,7 @@ from ninja.responses import Status
 from conveyor import states, submission
 from conveyor.core.models import TaskRecord, TaskStatus
 from conveyor.errors import ConveyorError, InvalidRequest, TaskNotFound
+from conveyor.status import status_group
 from services.web.auth import require, visible_tasks
 from services.web.schemas import ERRORS, BatchIn, BatchOut, TaskIn, TaskOut, TaskPage, task_location, task_out
 
@@ -112,7 +113,8 @@ def list_tasks(request: HttpRequest, filters: Query[ListFilters]) -> dict:
         raise InvalidRequest("limit must be between 1 and 500")
     queryset = visible_tasks(request, TaskRecord.objects.all())
     if filters.status:
-        queryset = queryset.filter(status=filters.status)
+        # The group first: it is what the status index is on (conveyor/status.py).
+        queryset = queryset.filter(status_group=status_group(filters.status), status=filters.status)
     if filters.task:
         queryset = queryset.filter(task_path=filters.task)
     if filters.queue:

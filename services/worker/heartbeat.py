@@ -1,35 +1,63 @@
-"""Dramatiq middleware: touch the worker's heartbeat file while it can take work.
+"""Dramatiq middleware: the worker process's two heartbeats.
 
-A thread beats every few seconds as long as every consumer thread (one per queue) and
-every worker thread is alive; if one dies, the beats stop and the container's
-healthcheck (`python -m conveyor.heartbeat worker`) turns unhealthy. A broker outage
-does not stop the beats: the consumers reconnect on their own, and restarting the
-container would not bring the broker back.
+- Its lease in the database (conveyor.workers), renewed every
+  CONVEYOR_WORKER_HEARTBEAT_SECONDS until the process has stopped: the tasks it runs stay
+  its own, and another worker takes one over only after the lease ran out.
+- The heartbeat file the container healthcheck reads (`python -m conveyor.heartbeat
+  worker`), touched while every consumer and worker thread is alive and the process
+  takes work. If one dies, the beats stop and the container turns unhealthy. A broker
+  or database outage does not stop them: the consumers and the recorder reconnect on
+  their own, and restarting the container would not bring the servers back.
 """
 
+import logging
 import threading
+from typing import Any
 
+from django.conf import settings
+from django.db import DatabaseError, connection
 from dramatiq.middleware import Middleware
 
 from conveyor import heartbeat
 
-INTERVAL_SECONDS = 5.0
+logger = logging.getLogger(__name__)
+
+FILE_INTERVAL_SECONDS = 5.0
 
 
 class Heartbeat(Middleware):
-    def __init__(self):
-        self._stop = threading.Event()
+    def __init__(self) -> None:
+        self._taking_work = threading.Event()
+        self._stopped = threading.Event()
 
-    def after_worker_boot(self, broker, worker):
-        threading.Thread(target=self._run, args=(worker,), name="conveyor-heartbeat", daemon=True).start()
+    def after_worker_boot(self, broker: Any, worker: Any) -> None:
+        self._taking_work.set()
+        self._stopped.clear()
+        threading.Thread(target=self._run, args=(broker, worker), name="conveyor-heartbeat", daemon=True).start()
 
-    def before_worker_shutdown(self, broker, worker):
-        self._stop.set()
+    def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        self._taking_work.clear()
         heartbeat.forget("worker")
 
-    def _run(self, worker):
-        while not self._stop.is_set():
-            threads = [*worker.consumers.values(), *worker.workers]
-            if threads and all(thread.is_alive() for thread in threads):
-                heartbeat.beat("worker")
-            self._stop.wait(INTERVAL_SECONDS)
+    def after_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        self._stopped.set()
+
+    def _run(self, broker: Any, worker: Any) -> None:
+        try:
+            self._beat(broker, worker)
+        finally:
+            connection.close()  # this thread's own connection
+
+    def _beat(self, broker: Any, worker: Any) -> None:
+        interval = min(settings.CONVEYOR_WORKER_HEARTBEAT_SECONDS, FILE_INTERVAL_SECONDS)
+        while not self._stopped.is_set():
+            if self._taking_work.is_set():
+                threads = [*worker.consumers.values(), *worker.workers]
+                if threads and all(thread.is_alive() for thread in threads):
+                    heartbeat.beat("worker")
+            try:
+                broker.recorder.renew()
+            except DatabaseError as exc:
+                logger.warning("Could not renew this worker's lease: %s", exc)
+                connection.close()
+            self._stopped.wait(interval)

@@ -1,50 +1,77 @@
-"""Records each run of a task in its TaskRecord: RUNNING, then SUCCESSFUL / READY (retry) / FAILED.
+"""Records each run of a task: the consumer started it (RUNNING), this middleware hands its end to the recorder.
 
-Must come before Dramatiq's Retries in the middleware list: "after" hooks run in
-reverse order, so this one then sees the verdict Retries leaves on the message
-(`message.failed` once retries are exhausted).
+Its after-hook must run after Retries' (list Lifecycle before services.worker.retries.Retries:
+"after" hooks run in reverse order), so it sees Retries' verdict: `message.failed` once the
+retries are used up, or the retry Retries would have published.
 
-One UPDATE when a task starts and one when it ends: this is the worker's hot path.
+Per run, in the worker thread: the return value is encoded here, strictly (no NaN, no
+NUL character; PostgreSQL's jsonb refuses both), so a result that cannot be stored
+fails the task with a clear error instead of failing the write. The outcome goes to the
+process's recorder, which commits it with others and only then settles the message.
 """
 
+import json
 import logging
-import os
-import socket
+import time
 import traceback
-from datetime import UTC, datetime
+import weakref
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.tasks import TaskResultStatus
+from django.tasks import signals as django_signals
 from django.tasks.base import TaskResult
 from django.tasks.signals import task_finished, task_started
 from django.utils import timezone
-from dramatiq.errors import ActorNotFound
-from dramatiq.middleware import Middleware, SkipMessage
-
-from conveyor import metrics
-from conveyor.errors import UnknownTask
-
-# django-dramatiq builds this middleware in its AppConfig's __init__, before Django's models
-# are loaded: the modules that touch the models are imported in the hooks, when they run.
+from django.utils.json import normalize_json
+from dramatiq.middleware import Middleware
 
 logger = logging.getLogger(__name__)
 
-WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+# django-dramatiq builds this middleware in its AppConfig's __init__, before Django's
+# models are loaded: the modules that touch them are imported in the hooks.
+
+ERROR_TEXT = 20000
 
 
-def _exception_path(exc):
+def _exception_path(exc: BaseException) -> str:
     cls = type(exc)
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _task_result(message, status, started, **extra):
-    """A django.tasks TaskResult built from the message and what states.start() recorded."""
-    from conveyor import catalog
-    from conveyor.backend import ConveyorBackend
+def _text(value: str, limit: int) -> str:
+    # PostgreSQL's jsonb cannot hold a NUL character.
+    return value.replace("\x00", "\\0")[-limit:] if len(value) > limit else value.replace("\x00", "\\0")
 
+
+def _error(exception: BaseException, attempt: int) -> dict:
+    return {
+        "exception_class_path": _exception_path(exception),
+        "message": _text(str(exception), 1000),
+        "traceback": _text("".join(traceback.format_exception(exception)), ERROR_TEXT),
+        "attempt": attempt,
+        "at": timezone.now().isoformat(),
+    }
+
+
+def encode_result(value: Any) -> str:
+    """The return value as JSON PostgreSQL stores; ValueError/TypeError if it cannot be."""
+    encoded = json.dumps(normalize_json(value), allow_nan=False)
+    if "\\u0000" in encoded:
+        raise ValueError("it contains a NUL character (\\u0000), which PostgreSQL's jsonb cannot store")
+    return encoded
+
+
+def _task_result(message: Any, status: str, **extra: Any) -> TaskResult | None:
+    """A django.tasks TaskResult from the message and its run (for Django's signals and task contexts)."""
+    from conveyor import catalog
+    from conveyor.errors import UnknownTask
+
+    started = message._conveyor_started
     try:
         task = catalog.get(message.actor_name).task
     except UnknownTask:
-        return None, ConveyorBackend
+        return None
     result = TaskResult(
         task=task,
         id=message.message_id,
@@ -61,89 +88,122 @@ def _task_result(message, status, started, **extra):
     )
     if "return_value" in extra:
         object.__setattr__(result, "_return_value", extra["return_value"])
-    return result, ConveyorBackend
+    return result
+
+
+def _send_finished(message: Any, status: str, return_value: Any) -> Any:
+    from conveyor.backend import ConveyorBackend
+
+    def send(outcome: Any) -> None:
+        extra = {"finished_at": outcome.finished_at}
+        if return_value is not _NOTHING:
+            extra["return_value"] = return_value
+        result = _task_result(message, status, **extra)
+        if result is not None:
+            task_finished.send(ConveyorBackend, task_result=result)
+
+    return send
+
+
+_NOTHING = object()
+_DJANGO_LOG = logging.getLogger("django.tasks")
+
+
+def _wanted(signal: Any, django_receiver: Any, level: int) -> bool:
+    """Whether sending `signal` does anything: a receiver besides Django's own logging one,
+    or Django's logging one with its level enabled. Building the TaskResult for a signal
+    nobody hears was a visible part of a worker's CPU per task."""
+    for entry in signal.receivers:
+        receiver = entry[1]() if isinstance(entry[1], weakref.ReferenceType) else entry[1]
+        if receiver is not None and receiver is not django_receiver:
+            return True
+    return _DJANGO_LOG.isEnabledFor(level)
 
 
 class Lifecycle(Middleware):
-    def __init__(self):
-        # What the start UPDATE returned, per message being processed. Not kept in
-        # message.options: Retries re-encodes those into the retry message.
-        self._running = {}
+    def before_worker_boot(self, broker: Any, worker: Any) -> None:
+        queues = sorted(worker.consumer_whitelist or broker.get_declared_queues())
+        broker.recorder.start(worker.worker_threads, queues)
 
-    def before_process_message(self, broker, message):
+    def before_consumer_thread_shutdown(self, broker: Any, thread: Any) -> None:
+        # Worker threads have stopped by now: write and settle every outcome while the
+        # consumers' connections are still open.
+        broker.recorder.flush(timeout=30.0)
+
+    def after_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        broker.recorder.stop()
+
+    def before_process_message(self, broker: Any, message: Any) -> None:
+        from conveyor import runtime
+        from conveyor.backend import ConveyorBackend
+        from conveyor.status import TaskStatus
+
+        if getattr(message, "_conveyor_started", None) is None:
+            return  # not a task run (a delayed message being moved)
+        message._conveyor_began = time.monotonic()
+        runtime.set_current(message.message_id, lambda: _task_result(message, TaskStatus.RUNNING))
+        if _wanted(task_started, django_signals.log_task_started, logging.INFO):
+            result = runtime.current_task_result()
+            if result is not None:
+                task_started.send(ConveyorBackend, task_result=result)
+
+    def after_process_message(self, broker: Any, message: Any, *, result: Any = None, exception: Any = None) -> None:
         from conveyor import runtime, states
-        from conveyor.core.models import TaskStatus
+        from conveyor.status import TaskStatus
 
-        # RabbitMQ sets `redelivered` on a message it hands out again (its consumer died);
-        # the StubBroker has no such flag, so it counts as redelivered there.
-        redelivered = getattr(message, "redelivered", True)
-        started = states.start(message.message_id, WORKER_ID, redelivered=redelivered)
+        started = getattr(message, "_conveyor_started", None)
         if started is None:
-            status = states.status(message.message_id)
-            if status is None:
-                # Published by something other than Conveyor: nothing to record it in.
-                message.options["conveyor_dead_letter_reason"] = "no_record"
-                message.fail()
-                raise SkipMessage(f"no task record {message.message_id}")
-            # Cancelled before it started, a duplicate of a finished task, or a
-            # duplicate publish of a task another worker is running.
-            raise SkipMessage(f"task {message.message_id} is {status}")
-        self._running[message.message_id] = started
-        result, sender = _task_result(message, TaskStatus.RUNNING, started)
-        runtime.set_current(message.message_id, result)
-        if result is not None:
-            task_started.send(sender, task_result=result)
-
-    def after_process_message(self, broker, message, *, result=None, exception=None):
-        from conveyor import runtime, states
-        from conveyor.core.models import TaskStatus
-
+            return
         runtime.clear_current()
-        started = self._running.pop(message.message_id, None)
-        if started is None:
-            return  # skipped before it started
+        outcome = states.Outcome(task_id=message.message_id, status=TaskStatus.SUCCESSFUL)
+        outcome.retries = message.options.get("retries", 0)
+        dead_letter, return_value = None, _NOTHING
         if exception is None:
-            finished_at = states.succeed(message.message_id, result)
-            finished, status = True, TaskStatus.SUCCESSFUL
+            try:
+                outcome.return_json = encode_result(result)
+                return_value = json.loads(outcome.return_json)
+            except (TypeError, ValueError) as exc:
+                # Running it again would return the same: FAILED now, saying why.
+                outcome.status = TaskStatus.FAILED
+                outcome.error = _error(exc, started.attempts)
+                outcome.error["exception_class_path"] = "conveyor.errors.UnstorableResult"
+                outcome.error["message"] = _text(f"the return value cannot be stored as JSON: {exc}", 1000)
+                outcome.reason = "its return value cannot be stored as JSON; dead-lettered"
+                dead_letter = "unstorable_result"
+                message.fail()
         else:
-            error = {
-                "exception_class_path": _exception_path(exception),
-                "message": str(exception)[:1000],
-                "traceback": "".join(traceback.format_exception(exception))[-20000:],
-                "attempt": started.attempts,
-                "at": timezone.now().isoformat(),
-            }
-            reason = ""
-            if message.failed:
-                reason = (
-                    f"{_exception_path(exception)} after {message.options.get('retries', 0)} retries; "
+            outcome.error = _error(exception, started.attempts)
+            retry = getattr(message, "_conveyor_retry", None)
+            if retry is not None and not message.failed:
+                outcome.status = TaskStatus.READY
+                outcome.retries, delay_ms = retry
+                outcome.run_after = timezone.now() + timedelta(milliseconds=max(delay_ms, 1))
+            else:
+                outcome.status = TaskStatus.FAILED
+                outcome.reason = (
+                    f"{_exception_path(exception)} after {outcome.retries} retries; "
                     f"dead-lettered to {message.queue_name}.XQ"
-                )
-            finished_at = states.fail_attempt(message.message_id, error, final=message.failed, reason=reason)
-            finished, status = message.failed, TaskStatus.FAILED
-        if finished:
-            task_result, sender = _task_result(
-                message,
-                status,
-                started,
-                finished_at=finished_at,
-                **({"return_value": result} if exception is None else {}),
-            )
-            if task_result is not None:
-                task_finished.send(sender, task_result=task_result)
+                )[: states.REASON_LENGTH]
+                dead_letter = "retries_exhausted"
+                message.fail()
+        on_written = None
+        if outcome.status in (TaskStatus.SUCCESSFUL, TaskStatus.FAILED):
+            level = logging.INFO if outcome.status == TaskStatus.SUCCESSFUL else logging.ERROR
+            if _wanted(task_finished, django_signals.log_task_finished, level):
+                on_written = _send_finished(message, outcome.status, return_value)
+        broker.recorder.finish(outcome, message, dead_letter=dead_letter, on_written=on_written)
+        broker.recorder.slots.give(seconds=time.monotonic() - message._conveyor_began)
 
-    def before_nack(self, broker, message):
-        """A rejected message goes to <queue>.XQ: count it and say why in its row."""
-        from conveyor import states
+    def after_skip_message(self, broker: Any, message: Any) -> None:
+        from conveyor import runtime, states
+        from conveyor.status import TaskStatus
 
-        exception = getattr(message, "_exception", None)
-        reason = message.options.pop("conveyor_dead_letter_reason", None)
-        if reason is None:
-            reason = "unknown_task" if isinstance(exception, ActorNotFound) else "retries_exhausted"
-        metrics.DEAD_LETTERS.labels(reason=reason).inc()
-        if reason == "unknown_task":
-            states.dead_letter(
-                message.message_id,
-                f"dead-lettered: unknown task {message.actor_name!r} (not in this worker's catalog)",
-            )
-        logger.warning("Dead-lettered message %s (%s): %s", message.message_id, message.actor_name, reason)
+        started = getattr(message, "_conveyor_started", None)
+        if started is None:
+            return
+        # Another middleware refused to run a task this worker had started: record why.
+        runtime.clear_current()
+        outcome = states.Outcome(task_id=message.message_id, status=TaskStatus.FAILED, reason="skipped by the worker")
+        message.fail()
+        broker.recorder.finish(outcome, message, dead_letter="skipped")
+        broker.recorder.slots.give()

@@ -1,16 +1,14 @@
-"""Dramatiq middleware exporting Conveyor's task metrics (conveyor/metrics.py).
+"""Dramatiq middleware exporting Conveyor's task metrics (conveyor/metrics.py): the one metrics path per run.
 
-List it before Lifecycle and Dramatiq's Retries: "after" hooks run in reverse order,
-so this one sees the verdict Retries leaves on the message (`message.failed` once
-the retries are exhausted) and counts a retried attempt as a retry, not a failure.
+List it before Lifecycle: "after" hooks run in reverse order, so this one sees the
+outcome Lifecycle handed to the recorder and counts a retried attempt as a retry, a
+final failure as a failure.
 
-The metrics are written to PROMETHEUS_MULTIPROC_DIR and served, with Dramatiq's own
-`dramatiq_*` metrics, by the exposition process of dramatiq's Prometheus middleware
-(dramatiq_prom_host:dramatiq_prom_port, one per container).
+The metrics are written to PROMETHEUS_MULTIPROC_DIR and served by the container's
+exposition process (services/worker/exposition.py, dramatiq_prom_host:dramatiq_prom_port).
 """
 
 import logging
-import threading
 import time
 from typing import Any, NamedTuple
 
@@ -49,9 +47,6 @@ class _Series(NamedTuple):
 
 class TaskMetrics(Middleware):
     def __init__(self):
-        # message_id -> (wall clock start, monotonic start); threads share this middleware.
-        self._started = {}
-        self._lock = threading.Lock()
         # (task, queue) -> _Series. labels() costs a lock and a tuple per call; six calls
         # per task were visible in the worker's profile.
         self._series = {}
@@ -94,30 +89,32 @@ class TaskMetrics(Middleware):
         metrics.WORKER_THREADS.set(0)
 
     def before_process_message(self, broker, message):
-        with self._lock:
-            self._started[message.message_id] = (time.time(), time.monotonic())
+        # Kept on the message itself: two copies of one task in a process never share an entry.
+        message._conveyor_clock = (time.time(), time.monotonic())
         self._series_for(_task_label(broker, message), message.queue_name).in_progress.inc()
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
-        with self._lock:
-            started = self._started.pop(message.message_id, None)
-        if started is None:
+        clock = getattr(message, "_conveyor_clock", None)
+        if clock is None:
             return
-        wall_start, mono_start = started
+        message._conveyor_clock = None
+        wall_start, mono_start = clock
         series = self._series_for(_task_label(broker, message), message.queue_name)
         series.in_progress.dec()
         series.duration.observe(time.monotonic() - mono_start)
         series.queue_wait.observe(max(0.0, wall_start - _waiting_since(message)))
-        if exception is None:
+        # Lifecycle's outcome (its after-hook ran before this one): how the run ended.
+        outcome = getattr(message, "_conveyor_outcome", None)
+        status = outcome.status if outcome is not None else None
+        if status == TaskStatus.SUCCESSFUL:
             series.successful.inc()
-        elif message.failed:
-            series.failed.inc()
-        else:
+        elif status == TaskStatus.READY:
             series.retries.inc()
+        else:
+            series.failed.inc()
 
     def after_skip_message(self, broker, message):
-        # Cancelled, a duplicate of a finished task, or no record: it did not run.
-        with self._lock:
-            started = self._started.pop(message.message_id, None)
-        if started is not None:
+        # It did not run.
+        if getattr(message, "_conveyor_clock", None) is not None:
+            message._conveyor_clock = None
             self._series_for(_task_label(broker, message), message.queue_name).in_progress.dec()

@@ -4,14 +4,13 @@
 # within CONVEYOR_WORKER_SHUTDOWN_TIMEOUT_SECONDS, leave the rest to RabbitMQ.
 set -o errexit -o pipefail -o nounset
 cd "$(dirname "$0")/../.."
-# Metrics: Dramatiq's exporter serves every worker process's metrics (dramatiq_* and
-# conveyor_*) from one folder on dramatiq_prom_host:dramatiq_prom_port. Loopback by
+# Metrics: services/worker/exposition.py serves every worker process's metrics (the
+# conveyor_* series) from one folder on dramatiq_prom_host:dramatiq_prom_port. Loopback by
 # default; the compose file sets dramatiq_prom_host=0.0.0.0 so Prometheus can scrape it.
-# The folder must be set before Python starts and emptied at start (Dramatiq 2 does not).
+# The folder must be set before Python starts and emptied at start.
 export dramatiq_prom_host="${dramatiq_prom_host:-127.0.0.1}"
 export dramatiq_prom_port="${dramatiq_prom_port:-9191}"
 export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-${TMPDIR:-/tmp}/conveyor-metrics/worker-${dramatiq_prom_port}}"
-export dramatiq_prom_db="$PROMETHEUS_MULTIPROC_DIR"
 mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
 find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -delete
 exec python manage.py rundramatiq \

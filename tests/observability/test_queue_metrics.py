@@ -1,13 +1,16 @@
-"""Queue depth and the oldest message's age, read from the real RabbitMQ (test vhost)."""
+"""Queue depth from the real RabbitMQ (test vhost), the oldest waiting task from the database."""
 
 import secrets
 import time
+from datetime import timedelta
 
 import dramatiq
 import pika
 import pytest
+from django.utils import timezone
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
+from conveyor.core.models import TaskRecord, TaskStatus
 from conveyor.queue_metrics import QueueCollector
 
 pytestmark = pytest.mark.integration
@@ -46,6 +49,7 @@ def samples(collector):
     return found
 
 
+@pytest.mark.django_db
 def test_depth_by_state_and_consumers(idle_queue):
     broker, queue = idle_queue
     # Given three waiting messages, one delayed (retry backoff) and one dead letter
@@ -64,26 +68,53 @@ def test_depth_by_state_and_consumers(idle_queue):
     assert found[("conveyor_queue_collector_up", ())] == 1
 
 
-def test_oldest_age_is_the_head_message_age(idle_queue):
-    broker, queue = idle_queue
-    # Given a message enqueued two minutes ago at the head, and a fresh one behind it
-    broker.enqueue(message(queue, age_seconds=120))
-    broker.enqueue(message(queue))
-    # When the collector reads the broker
+def waiting_task(queue, enqueued_seconds_ago, *, due_seconds_ago=None, status=TaskStatus.READY):
+    now = timezone.now()
+    record = TaskRecord.objects.create(
+        task_path="demo.tasks.add",
+        args=[1, 2],
+        kwargs={},
+        queue_name=queue,
+        status=status,
+        run_after=None if due_seconds_ago is None else now - timedelta(seconds=due_seconds_ago),
+    )
+    # enqueued_at is set on insert (auto_now_add): move it back afterwards
+    TaskRecord.objects.filter(id=record.id).update(enqueued_at=now - timedelta(seconds=enqueued_seconds_ago))
+    return record
+
+
+@pytest.mark.django_db
+def test_oldest_age_is_how_long_the_oldest_ready_task_has_waited(idle_queue):
+    _, queue = idle_queue
+    # Given a task waiting for two minutes, a newer one, and a running one from an hour ago
+    waiting_task(queue, 120)
+    waiting_task(queue, 5)
+    waiting_task(queue, 3600, status=TaskStatus.RUNNING)
+    # When the collector reads the figures
     age = samples(QueueCollector())[("conveyor_queue_oldest_message_age_seconds", (("queue", queue),))]
-    # Then the age is that of the head message
+    # Then the age is the oldest waiting task's, whether its message is in RabbitMQ or still in the outbox
     assert 120 <= age < 180
 
 
-def test_a_retried_message_ages_from_the_end_of_its_backoff(idle_queue):
-    broker, queue = idle_queue
-    # Given a message accepted an hour ago whose retry backoff ended 10 s ago
-    broker.enqueue(message(queue, age_seconds=3600, eta=int((time.time() - 10) * 1000)))
+@pytest.mark.django_db
+def test_a_retried_task_ages_from_the_end_of_its_backoff(idle_queue):
+    _, queue = idle_queue
+    # Given a task accepted an hour ago whose retry backoff ended 10 s ago
+    waiting_task(queue, 3600, due_seconds_ago=10)
     age = samples(QueueCollector())[("conveyor_queue_oldest_message_age_seconds", (("queue", queue),))]
     # Then it has waited about 10 s, not an hour
     assert 10 <= age < 60
 
 
+@pytest.mark.django_db
+def test_a_deferred_task_not_yet_due_is_not_waiting(idle_queue):
+    _, queue = idle_queue
+    waiting_task(queue, 3600, due_seconds_ago=-600)
+    age = samples(QueueCollector())[("conveyor_queue_oldest_message_age_seconds", (("queue", queue),))]
+    assert age == 0
+
+
+@pytest.mark.django_db
 def test_an_empty_queue_has_age_zero(idle_queue):
     broker, queue = idle_queue
     broker.declare_queue(queue, ensure=True)
@@ -91,21 +122,39 @@ def test_an_empty_queue_has_age_zero(idle_queue):
     assert age == 0
 
 
-def test_peeking_leaves_the_messages_in_place_and_in_order(idle_queue):
+@pytest.mark.django_db
+def test_reading_the_figures_leaves_the_messages_untouched_and_in_order(idle_queue):
     broker, queue = idle_queue
     # Given three messages in a known order
     sent = [broker.enqueue(message(queue)).message_id for _ in range(3)]
-    # When the collector peeks at the head, twice
+    # When the figures are read, twice
     samples(QueueCollector())
     samples(QueueCollector())
-    # Then all three are still there, in the same order
+    # Then all three are still there, in the same order, none marked redelivered
     channel = broker.channel
     received = []
     for _ in range(3):
         method, _props, body = channel.basic_get(queue, auto_ack=True)
+        assert method.redelivered is False
         received.append(dramatiq.Message.decode(body).message_id)
     assert received == sent
     assert channel.basic_get(queue, auto_ack=True)[0] is None
+
+
+@pytest.mark.django_db
+def test_scrapes_in_quick_succession_read_the_broker_once(idle_queue, settings, monkeypatch):
+    broker, queue = idle_queue
+    settings.CONVEYOR_QUEUE_METRICS_SECONDS = 60
+    broker.declare_queue(queue, ensure=True)
+    collector = QueueCollector()
+    reads = []
+    real = collector.read
+    monkeypatch.setattr(collector, "read", lambda: reads.append(1) or real())
+    # When Prometheus (or anyone) scrapes ten times in a row
+    for _ in range(10):
+        samples(collector)
+    # Then RabbitMQ and the database were read once
+    assert len(reads) == 1
 
 
 def test_a_broker_that_cannot_be_reached_reports_collector_down(settings):
