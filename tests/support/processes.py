@@ -77,7 +77,7 @@ class System:
             **os.environ,
             **env,
             "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DJANGO_SETTINGS_MODULE": env.get("DJANGO_SETTINGS_MODULE", "config.settings"),
             "WEB_BIND": f"127.0.0.1:{self.port}",
             "WEB_PROCESSES": "1",
             "WEB_ACCESS_LOG": "",
