@@ -116,6 +116,7 @@ class Recorder:
         self.broker = broker
         self.slots = Slots()
         self.me = None  # conveyor.workers.Identity, once started
+        self._queues: list[str] = []
         self._pending: list[_Pending] = []
         self._writing = 0
         self._cond = threading.Condition()
@@ -132,7 +133,8 @@ class Recorder:
         from conveyor import workers
 
         self.me = workers.identity()
-        self._retrying(lambda: workers.register(self.me, threads=threads, queues=list(queues)), "register")
+        self._queues = list(queues)
+        self._retrying(lambda: workers.register(self.me, threads=threads, queues=self._queues), "register")
         self.slots.set_total(threads)
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="conveyor-recorder", daemon=True)
@@ -144,7 +146,7 @@ class Recorder:
 
         if self.me is not None and not workers.renew(self.me):
             logger.warning("This worker's row was gone (presumed dead); registering it again")
-            workers.register(self.me, threads=self.slots._total, queues=[])
+            workers.register(self.me, threads=self.slots.total, queues=self._queues)
 
     def flush(self, timeout: float) -> bool:
         """Wait until every outcome handed over so far is written and settled."""
