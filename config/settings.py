@@ -147,6 +147,9 @@ CONVEYOR_QUEUES = env.list("CONVEYOR_QUEUES", default=["default", "emails", "ima
 # RabbitMQ's consumer_timeout (30 min): Dramatiq holds retrying messages unacked.
 CONVEYOR_TIME_LIMIT_SECONDS = env.int("CONVEYOR_TIME_LIMIT_SECONDS", default=300)
 CONVEYOR_MAX_RETRIES = env.int("CONVEYOR_MAX_RETRIES", default=3)
+# Who may run a task over HTTP when its @task does not say (http="write" | "admin" | "none"):
+# admin tokens only, so a new task is not open to every write token until its author says so.
+CONVEYOR_TASK_HTTP_DEFAULT = env.str("CONVEYOR_TASK_HTTP_DEFAULT", default="admin")
 CONVEYOR_MIN_BACKOFF_MS = env.int("CONVEYOR_MIN_BACKOFF_MS", default=1000)
 CONVEYOR_MAX_BACKOFF_MS = env.int("CONVEYOR_MAX_BACKOFF_MS", default=5 * 60 * 1000)
 CONVEYOR_OUTBOX_LEASE_SECONDS = env.float("CONVEYOR_OUTBOX_LEASE_SECONDS", default=10.0)

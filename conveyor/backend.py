@@ -5,7 +5,8 @@
     @task(queue_name="emails", priority=10, max_retries=5, time_limit=30)
     def send_email(to, subject, body): ...
 
-`max_retries` and `time_limit` (seconds) are Conveyor's additions to Django's Task.
+`max_retries`, `time_limit` (seconds) and `http` (who may run it over HTTP: "write",
+"admin" or "none") are Conveyor's additions to Django's Task.
 Enqueueing inside `transaction.atomic()` is transactional: the task row is part of
 your transaction and the message is published only when it commits.
 """
@@ -29,6 +30,9 @@ from conveyor.errors import TaskCancelled
 class ConveyorTask(Task):
     max_retries: int | None = None  # None: settings.CONVEYOR_MAX_RETRIES
     time_limit: float | None = None  # seconds; None: settings.CONVEYOR_TIME_LIMIT_SECONDS
+    # Who may run it over HTTP: "write" (any write token), "admin" (admin tokens only) or
+    # "none" (only from Django code and schedules). None: settings.CONVEYOR_TASK_HTTP_DEFAULT.
+    http: str | None = None
 
 
 _STATUS = {

@@ -17,6 +17,7 @@ import dramatiq
 import pydantic
 from django.apps import apps
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.tasks import Task, TaskContext, task_backends
 from django.utils.json import normalize_json
 from django.utils.module_loading import module_has_submodule
@@ -25,6 +26,9 @@ from conveyor import backend, runtime
 from conveyor.errors import InvalidArguments, UnknownTask
 
 _catalog: dict[str, "CatalogEntry"] = {}
+# The values of a task's `http` option that let a token run it over HTTP; "none" lets none.
+HTTP_SCOPES = ("write", "admin")
+HTTP_CHOICES = (*HTTP_SCOPES, "none")
 
 
 @dataclass
@@ -55,6 +59,16 @@ class CatalogEntry:
     def max_retries(self) -> int:
         value = getattr(self.task, "max_retries", None)
         return settings.CONVEYOR_MAX_RETRIES if value is None else value
+
+    @property
+    def http(self) -> str:
+        """The scope a token needs to run it over HTTP ("write" or "admin"), or "none"."""
+        value = getattr(self.task, "http", None)
+        return settings.CONVEYOR_TASK_HTTP_DEFAULT if value is None else value
+
+    def runnable_with(self, scopes_held: Callable[[str], bool]) -> bool:
+        """Whether a token holding the scopes `scopes_held` says it holds may run it over HTTP."""
+        return self.http in HTTP_SCOPES and scopes_held(self.http)
 
     @property
     def time_limit(self) -> float:
@@ -126,6 +140,7 @@ class CatalogEntry:
             "queue": self.task.queue_name,
             "priority": self.task.priority,
             "max_retries": self.max_retries,
+            "http": self.http,
             "time_limit_seconds": self.time_limit,
             "parameters": params,
         }
@@ -149,7 +164,12 @@ def autodiscover(module_names: Sequence[str] | None = None) -> None:
                 module = importlib.import_module(f"{app_config.name}.{module_name}")
                 for obj in vars(module).values():
                     if _is_conveyor_task(obj):
-                        _catalog[obj.module_path] = CatalogEntry(obj)
+                        entry = CatalogEntry(obj)
+                        if entry.http not in HTTP_CHOICES:
+                            raise ImproperlyConfigured(
+                                f"{entry.path}: http={entry.http!r}; use one of {', '.join(HTTP_CHOICES)}"
+                            )
+                        _catalog[obj.module_path] = entry
     declare_actors(dramatiq.get_broker())
 
 

@@ -57,6 +57,12 @@ class MalformedBody(ClientError):
     code = "malformed_json"
 
 
+class MalformedUpload(ClientError):
+    """The multipart request body cannot be parsed."""
+
+    code = "malformed_upload"
+
+
 class UnknownTask(ClientError):
     """No task of that name is in the catalog."""
 

@@ -23,13 +23,14 @@ from conveyor.runtime import set_progress
 from conveyor.scheduling import periodic
 
 
-@task
+@task(http="write")
 def add(x: int | float, y: int | float) -> int | float:
     """Add two numbers: add(4, 6) returns 10."""
     return x + y
 
 
-@task(queue_name="emails", max_retries=5, time_limit=60)
+# Sends any mail to anyone: admin tokens only over HTTP (the feedback form enqueues it from Django).
+@task(queue_name="emails", max_retries=5, time_limit=60, http="admin")
 def send_email(to: str, subject: str, body: str) -> dict:
     """Send one email through Django's email framework (retried on SMTP errors)."""
     sent = send_mail(subject, body, None, [to], fail_silently=False)
@@ -39,7 +40,8 @@ def send_email(to: str, subject: str, body: str) -> dict:
 THUMBNAIL_SIZES = (64, 128, 256)
 
 
-@task(queue_name="images", time_limit=120)
+# Reads a path in the media storage: not over HTTP (the upload endpoint enqueues it itself).
+@task(queue_name="images", time_limit=120, http="none")
 def thumbnail(path: str, sizes: list[int] | None = None) -> dict:
     """Write resized copies of an uploaded image (Pillow, through Django's storage API)."""
     # Late: only the process that makes thumbnails pays for loading Pillow.
@@ -64,7 +66,8 @@ def thumbnail(path: str, sizes: list[int] | None = None) -> dict:
     return {"thumbnails": written}
 
 
-@task(queue_name="reports", time_limit=300)
+# Counts every owner's tasks: admin tokens only.
+@task(queue_name="reports", time_limit=300, http="admin")
 def csv_report(days: int = 7) -> dict:
     """Write a CSV of tasks per day and status over the last `days` days; returns its path."""
     since = timezone.now() - timezone.timedelta(days=days)
@@ -84,7 +87,7 @@ def csv_report(days: int = 7) -> dict:
     return {"path": name, "rows": len(rows)}
 
 
-@task
+@task(http="write")
 def sleep(seconds: float) -> float:
     """Sleep (an I/O-bound task for scaling tests and benchmarks)."""
     time.sleep(seconds)
@@ -95,18 +98,18 @@ class DemoFailure(Exception):
     pass
 
 
-@task(max_retries=0)
+@task(max_retries=0, http="write")
 def fail(message: str = "demo failure") -> None:
     """Always raise DemoFailure (no retries): a failing task for tests and dashboards."""
     raise DemoFailure(message)
 
 
-@task
+@task(http="write")
 def noop() -> None:
     """Do nothing (throughput benchmarks)."""
 
 
-@task(takes_context=True, max_retries=5)
+@task(takes_context=True, max_retries=5, http="write")
 def flaky(context, failures: int) -> int:
     """Fail the first `failures` attempts, then succeed (retries and backoff in tests)."""
     if context.attempt <= failures:
@@ -117,7 +120,7 @@ def flaky(context, failures: int) -> int:
 # The seeds' "email sent to users every day at 8:00". A digest later than 9:00 is no
 # longer a morning digest: skip it (recorded as a misfire) rather than send it at noon.
 @periodic(name="demo.daily-digest", cron="0 8 * * *", timezone=settings.TIME_ZONE, misfire_grace=3600)
-@task(queue_name="emails", max_retries=5, time_limit=120)
+@task(queue_name="emails", max_retries=5, time_limit=120, http="admin")
 def send_daily_digest(recipients: list[str] | None = None) -> dict:
     """Email a summary of the last 24 hours of tasks to each active user with an address."""
     if recipients is None:

@@ -14,7 +14,8 @@ PURGE_BATCH = 2000
 
 
 @periodic(name="conveyor.purge-finished-tasks", cron="15 3 * * *", timezone="UTC", coalesce=True)
-@task(time_limit=900)
+# Deletes every owner's records: admin tokens only, never listed for others.
+@task(time_limit=900, http="admin")
 def purge_finished_tasks(older_than_days: int | None = None) -> dict:
     """Delete finished task records (SUCCESSFUL, FAILED, CANCELLED) older than the retention.
 

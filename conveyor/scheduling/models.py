@@ -101,7 +101,7 @@ class Schedule(models.Model):
     def expression(self) -> str:
         return f"{self.cron} ({self.timezone})" if self.cron else f"every {self.interval_seconds}s"
 
-    def trigger(self) -> CronTrigger | IntervalTrigger:
+    def trigger(self) -> CronTrigger | triggers.EitherDayTrigger | IntervalTrigger:
         if bool(self.cron) == (self.interval_seconds is not None):
             raise InvalidSchedule("set exactly one of cron and interval_seconds")
         if self.cron:

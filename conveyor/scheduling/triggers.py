@@ -15,6 +15,13 @@ we do about them (each checked on APScheduler 3.11.3):
   such as "30 1 * * *" fires once, at 02:30 BST; a wildcard such as "*/30" simply has
   no 01:00 and 01:30 that day.
 
+- APScheduler's CronTrigger fires only when both the day of the month and the day of the
+  week match. Crontab fires when either matches once both are restricted (neither
+  starts with `*`): "0 0 13 * 5" is every 13th and every Friday, not only Friday the
+  13th. `cron_trigger()` then returns an `EitherDayTrigger`, the earlier of two cron
+  triggers, one per day field. With either field `*` (or `*/n`) the other alone decides,
+  as in crontab.
+
 Interval schedules count real elapsed seconds from an anchor (`start_at`), so daylight
 saving never moves them.
 """
@@ -72,21 +79,39 @@ def _weekday_field(field: str) -> str:
     return ",".join(dict.fromkeys(out))  # keep order, drop the duplicate Sunday
 
 
-def cron_trigger(expression: str, time_zone: str) -> CronTrigger:
-    """A CronTrigger from a standard 5-field crontab expression in an IANA time zone."""
+class EitherDayTrigger(BaseTrigger):
+    """Crontab's rule when both day fields are restricted: fire when either matches."""
+
+    def __init__(self, by_month_day: CronTrigger, by_weekday: CronTrigger) -> None:
+        self.triggers = (by_month_day, by_weekday)
+        self.timezone = by_month_day.timezone
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        found = [t.get_next_fire_time(previous_fire_time, now) for t in self.triggers]
+        found = [f for f in found if f is not None]
+        return min(found) if found else None
+
+    def __str__(self) -> str:
+        return " or ".join(str(t) for t in self.triggers)
+
+
+def cron_trigger(expression: str, time_zone: str) -> CronTrigger | EitherDayTrigger:
+    """Fire times of a standard 5-field crontab expression in an IANA time zone, as crontab reads it."""
     fields = (expression or "").split()
     if len(fields) != 5:
         raise InvalidSchedule(f"cron needs 5 fields (minute hour day month weekday), got {expression!r}")
     minute, hour, day, month, weekday = fields
     try:
-        return CronTrigger(
-            minute=minute,
-            hour=hour,
-            day=day,
-            month=month,
-            day_of_week=_weekday_field(weekday),
-            timezone=zone(time_zone),
-        )
+        tz = zone(time_zone)
+
+        def trigger(day: str, weekday: str) -> CronTrigger:
+            return CronTrigger(
+                minute=minute, hour=hour, day=day, month=month, day_of_week=_weekday_field(weekday), timezone=tz
+            )
+
+        if day.startswith("*") or weekday.startswith("*"):
+            return trigger(day, weekday)
+        return EitherDayTrigger(trigger(day, "*"), trigger("*", weekday))
     except InvalidSchedule:
         raise
     except (ValueError, TypeError) as exc:
@@ -117,7 +142,7 @@ def _after_repeated_hour(instant: datetime, tz: tzinfo) -> datetime:
 def first_at_or_after(trigger: BaseTrigger, instant: datetime) -> datetime | None:
     """The first fire time >= instant (aware, returned in UTC), or None if there is none."""
     probe = instant.astimezone(UTC)
-    if not isinstance(trigger, CronTrigger):
+    if not isinstance(trigger, CronTrigger | EitherDayTrigger):
         found = trigger.get_next_fire_time(None, probe)
         return None if found is None else found.astimezone(UTC)
     tz = trigger.timezone

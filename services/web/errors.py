@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.views import defaults
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -22,6 +23,7 @@ from conveyor.errors import (
     ConveyorError,
     DatabaseUnavailable,
     InvalidRequest,
+    MalformedUpload,
     NotFound,
     PathNotFound,
     Unauthorized,
@@ -50,6 +52,8 @@ def as_conveyor_error(exc: BaseException) -> ConveyorError | None:
         return exc
     if isinstance(exc, RequestDataTooBig):
         return too_large()
+    if isinstance(exc, MultiPartParserError):
+        return MalformedUpload(f"the multipart body cannot be parsed: {exc}")
     if isinstance(exc, OperationalError | InterfaceError):
         return DatabaseUnavailable()
     return None

@@ -1,6 +1,6 @@
 """Request and response shapes of the HTTP API (they make the OpenAPI schema)."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ninja import Schema
@@ -25,6 +25,11 @@ class TaskIn(Schema):
     def _aware(cls, value):
         if value is not None and value.tzinfo is None:
             raise ValueError("run_after needs a time zone offset, e.g. 2026-01-01T08:00:00Z")
+        if value is not None:
+            try:
+                value.astimezone(UTC)  # 9999-12-31T23:59:59-14:00 is past the last datetime in UTC
+            except OverflowError:
+                raise ValueError("run_after is out of range") from None
         return value
 
 
@@ -90,6 +95,7 @@ class CatalogTask(Schema):
     queue: str
     priority: int
     max_retries: int
+    http: str = Field(description="Who may run it over HTTP: write (write and admin tokens) or admin")
     time_limit_seconds: float
     parameters: list[Parameter]
 

@@ -14,11 +14,11 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router, Schema
 from ninja.responses import Status
 
-from conveyor import states, submission
+from conveyor import catalog, states, submission
 from conveyor.core.models import TaskRecord, TaskStatus
 from conveyor.errors import ConveyorError, InvalidRequest, TaskNotFound
 from conveyor.status import status_group
-from services.web.auth import require, visible_tasks
+from services.web.auth import require, require_runnable, visible_tasks
 from services.web.schemas import ERRORS, BatchIn, BatchOut, TaskIn, TaskOut, TaskPage, task_location, task_out
 
 router = Router(tags=["tasks"])
@@ -37,6 +37,12 @@ def _spec(payload: TaskIn) -> submission.TaskSpec:
     )
 
 
+def _prepare(request: HttpRequest, payload: TaskIn) -> TaskRecord:
+    """The record to insert, once the token may run the task (its `http` option) and the arguments fit."""
+    require_runnable(request, catalog.get(payload.task))
+    return submission.prepare(_spec(payload))
+
+
 @router.post("", response={202: TaskOut, 200: TaskOut, **ERRORS}, summary="Submit a task")
 def submit_task(request: HttpRequest, response: HttpResponse, payload: TaskIn) -> Status:
     """Accept one task. 202 means it is stored durably; it is published after commit.
@@ -46,7 +52,7 @@ def submit_task(request: HttpRequest, response: HttpResponse, payload: TaskIn) -
     task or arguments is a 409.
     """
     require(request, "write")
-    record = submission.prepare(_spec(payload))
+    record = _prepare(request, payload)
     key = request.headers.get("Idempotency-Key")
     if key is not None and not (0 < len(key) <= IDEMPOTENCY_KEY_LENGTH):
         raise InvalidRequest(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_LENGTH} characters")
@@ -64,7 +70,7 @@ def submit_batch(request: HttpRequest, payload: BatchIn) -> Status:
     records = []
     for index, item in enumerate(payload.tasks):
         try:
-            records.append(submission.prepare(_spec(item)))
+            records.append(_prepare(request, item))
         except ConveyorError as exc:
             raise type(exc)(f"tasks[{index}]: {exc.message}", exc.details) from None
     submission.submit_many(records, owner=request.api_token)

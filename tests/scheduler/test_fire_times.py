@@ -99,3 +99,34 @@ def test_interval_counts_real_seconds_from_its_anchor():
 def test_bad_cron_or_time_zone_is_refused(expression, zone):
     with pytest.raises(InvalidSchedule):
         cron_trigger(expression, zone)
+
+
+# Checked against crontab's rule (man 5 crontab): "If both fields are restricted (i.e., do
+# not contain only *), the command will be run when either field matches the current time."
+@pytest.mark.parametrize(
+    "expression, start, expected",
+    [
+        # every 13th and every Friday (not only Friday the 13th): from Monday 1 June 2026
+        (
+            "0 0 13 * 5",
+            utc(2026, 6, 1),
+            [utc(2026, 6, 5), utc(2026, 6, 12), utc(2026, 6, 13), utc(2026, 6, 19), utc(2026, 6, 26)],
+        ),
+        # the 1st and the 15th, and every Monday: from Sunday 1 March 2026
+        (
+            "30 6 1,15 * 1",
+            utc(2026, 3, 1),
+            [utc(2026, 3, 1, 6, 30), utc(2026, 3, 2, 6, 30), utc(2026, 3, 9, 6, 30), utc(2026, 3, 15, 6, 30)],
+        ),
+        # with the weekday field *, the day of the month alone decides
+        ("0 12 13 * *", utc(2026, 6, 1), [utc(2026, 6, 13, 12), utc(2026, 7, 13, 12)]),
+        # with the day field *, the weekday alone decides (Fridays)
+        ("0 12 * * 5", utc(2026, 6, 1), [utc(2026, 6, 5, 12), utc(2026, 6, 12, 12)]),
+        # a stepped star counts as a star, as in crontab (Vixie cron's DOM_STAR): both must match,
+        # Mondays that are the 1st, 11th, 21st or 31st
+        ("0 0 */10 * 1", utc(2026, 6, 1), [utc(2026, 6, 1), utc(2026, 8, 31)]),
+    ],
+)
+def test_both_day_fields_restricted_fire_when_either_matches(expression, start, expected):
+    trigger = cron_trigger(expression, "UTC")
+    assert next_fire_times(trigger, start, len(expected)) == expected

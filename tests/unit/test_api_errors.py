@@ -73,3 +73,20 @@ def test_the_response_takes_status_code_and_headers_from_the_error():
 
 def test_an_error_without_a_message_says_its_docstring():
     assert str(TaskNotFound()) == "No such task (or not one this token may see)."
+
+
+def test_a_run_after_past_the_last_representable_time_is_400(api):
+    # Given a time that exists with its offset but not in UTC (year 10000)
+    body = {"task": "demo.tasks.add", "args": [1, 2], "run_after": "9999-12-31T23:59:59-14:00"}
+    # When it is submitted; Then 400 naming run_after, never a 500
+    response = api.post("/api/v1/tasks", data=json.dumps(body), content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["details"][0]["field"] == "run_after"
+
+
+def test_a_multipart_body_without_a_boundary_is_400(api):
+    # Given an upload whose Content-Type names no boundary
+    response = api.post("/api/v1/demo/profile-pictures", data=b"--x\r\n", content_type="multipart/form-data")
+    # Then 400 with a JSON reason, not a 500 with a traceback
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_upload"

@@ -135,9 +135,12 @@ def test_read_token_cannot_cancel(client, make_token):
     assert response.status_code == 403
 
 
-def test_catalog_lists_tasks_with_parameters(api):
-    catalog = {entry["name"]: entry for entry in api.get("/api/v1/catalog").json()}
-    assert {"demo.tasks.add", "demo.tasks.send_email", "demo.tasks.thumbnail", "demo.tasks.noop"} <= set(catalog)
+def test_catalog_lists_tasks_with_parameters(client, make_token):
+    _, secret = make_token(("admin",))
+    catalog = {
+        entry["name"]: entry for entry in client.get("/api/v1/catalog", HTTP_AUTHORIZATION=f"Bearer {secret}").json()
+    }
+    assert {"demo.tasks.add", "demo.tasks.send_email", "demo.tasks.noop"} <= set(catalog)
     add = catalog["demo.tasks.add"]
     assert [p["name"] for p in add["parameters"]] == ["x", "y"]
     assert all(p["required"] for p in add["parameters"])
