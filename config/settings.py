@@ -127,6 +127,9 @@ if _email_backend.endswith("smtp.EmailBackend"):
     _email_options = {
         "host": env.str("DJANGO_EMAIL_HOST", default="localhost"),
         "port": env.int("DJANGO_EMAIL_PORT", default=25),
+        # Well below send_email's time limit (60 s): a mail server that stops answering
+        # fails the attempt (and it is retried) instead of holding a worker thread.
+        "timeout": env.float("DJANGO_EMAIL_TIMEOUT", default=15.0),
     }
 elif _email_backend.endswith("filebased.EmailBackend"):
     _email_options = {"file_path": env.str("DJANGO_EMAIL_FILE_PATH", default=str(DATA_DIR / "mail"))}
@@ -138,6 +141,9 @@ DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="conveyor@loca
 CONVEYOR_MAX_BODY_BYTES = env.int("CONVEYOR_MAX_BODY_BYTES", default=1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = CONVEYOR_MAX_BODY_BYTES
 CONVEYOR_MAX_UPLOAD_BYTES = env.int("CONVEYOR_MAX_UPLOAD_BYTES", default=10 * 1024 * 1024)
+# An image is decoded whole to make thumbnails: a small compressed file can be gigabytes of
+# pixels. Uploads over this many pixels are refused (400), and workers decode no more.
+CONVEYOR_MAX_IMAGE_PIXELS = env.int("CONVEYOR_MAX_IMAGE_PIXELS", default=40_000_000)
 CONVEYOR_MAX_BATCH = 1000
 
 # --- Broker and tasks ------------------------------------------------------------

@@ -33,6 +33,9 @@ class ConveyorTask(Task):
     # Who may run it over HTTP: "write" (any write token), "admin" (admin tokens only) or
     # "none" (only from Django code and schedules). None: settings.CONVEYOR_TASK_HTTP_DEFAULT.
     http: str | None = None
+    # Exceptions that fail it at once, without retries (besides conveyor.errors.TaskRejected
+    # and Django's SuspiciousOperation): retrying cannot fix them.
+    throws: tuple[type[BaseException], ...] = ()
 
 
 _STATUS = {

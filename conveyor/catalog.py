@@ -17,13 +17,13 @@ import dramatiq
 import pydantic
 from django.apps import apps
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
 from django.tasks import Task, TaskContext, task_backends
 from django.utils.json import normalize_json
 from django.utils.module_loading import module_has_submodule
 
 from conveyor import backend, runtime
-from conveyor.errors import InvalidArguments, UnknownTask
+from conveyor.errors import InvalidArguments, TaskRejected, UnknownTask
 
 _catalog: dict[str, "CatalogEntry"] = {}
 # The values of a task's `http` option that let a token run it over HTTP; "none" lets none.
@@ -69,6 +69,11 @@ class CatalogEntry:
     def runnable_with(self, scopes_held: Callable[[str], bool]) -> bool:
         """Whether a token holding the scopes `scopes_held` says it holds may run it over HTTP."""
         return self.http in HTTP_SCOPES and scopes_held(self.http)
+
+    @property
+    def throws(self) -> tuple[type[BaseException], ...]:
+        """Exceptions that fail the task at once: the task's own `throws`, and those retrying never fixes."""
+        return (TaskRejected, SuspiciousOperation, *getattr(self.task, "throws", ()))
 
     @property
     def time_limit(self) -> float:
@@ -213,6 +218,7 @@ def declare_actors(broker: dramatiq.Broker) -> None:
             queue_name=entry.task.queue_name,
             broker=broker,
             max_retries=entry.max_retries,
+            throws=entry.throws,
             time_limit=int(entry.time_limit * 1000),
             min_backoff=settings.CONVEYOR_MIN_BACKOFF_MS,
             max_backoff=settings.CONVEYOR_MAX_BACKOFF_MS,

@@ -194,6 +194,20 @@ class PublishError(ServiceUnavailable):
     code = "broker_unavailable"
 
 
+# --- raised by tasks --------------------------------------------------------------------
+
+
+class TaskRejected(ConveyorError):
+    """The task cannot succeed with these arguments: it fails at once, without retries.
+
+    Raise it (or a subclass) from a task when retrying cannot help; list other exception
+    classes with `@task(throws=(...))`. Django's SuspiciousOperation (a path outside the
+    media folder, for instance) fails at once too.
+    """
+
+    code = "task_rejected"
+
+
 # --- not raised: a value in Django's TaskResult.errors ----------------------------------
 
 

@@ -35,6 +35,23 @@ def append_json(column: str) -> str:
     return pick(f"{column} || jsonb_build_array(%s::jsonb)", f"json_insert({column}, '$[#]', json(%s))")
 
 
+def append_bounded(column: str, value: str, *, limit: int, keep_first: int) -> str:
+    """SQL: `column` (a JSON list) with the JSON `value` (an SQL expression) appended, never more
+    than `limit` long: once full, the entry after the first `keep_first` goes (the first ones
+    and the latest ones are kept). `value` appears once, so it may hold a parameter."""
+    if is_postgresql():
+        trimmed = f"(CASE WHEN jsonb_array_length({column}) >= {limit} THEN {column} - {keep_first} ELSE {column} END)"
+        return f"{trimmed} || jsonb_build_array({value})"
+    dropped = f"json_remove({column}, '$[{keep_first}]')"
+    trimmed = f"(CASE WHEN json_array_length({column}) >= {limit} THEN {dropped} ELSE {column} END)"
+    return f"json_insert({trimmed}, '$[#]', json({value}))"
+
+
+def is_full(column: str, limit: int) -> str:
+    """SQL: whether a JSON list column already holds `limit` entries."""
+    return pick(f"jsonb_array_length({column}) >= {limit}", f"json_array_length({column}) >= {limit}")
+
+
 def json_param() -> str:
     return pick("%s::jsonb", "%s")
 

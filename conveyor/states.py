@@ -51,6 +51,9 @@ RETRYABLE = (TaskStatus.FAILED, TaskStatus.CANCELLED)
 DEAD_LETTER_FROM = (TaskStatus.READY, TaskStatus.RUNNING, TaskStatus.FAILED)
 REASON_LENGTH = TaskRecord._meta.get_field("failure_reason").max_length
 WORKER_DIED = "conveyor.errors.WorkerDied"
+# A task retried again and again keeps a bounded history: the first attempts' errors (and
+# workers) and the latest ones; `dropped_errors` counts the errors left out in between.
+MAX_ERRORS, MAX_WORKER_IDS, KEEP_FIRST = 20, 20, 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,8 +285,8 @@ def _claim_sql(vendor: str, max_deaths: int) -> str:
             "COALESCE(t.worker, 'unknown') || ' stopped while running attempt ' || t.attempts, "
             "'traceback', '', 'attempt', t.attempts, 'at', now())"
         )
-        errors = f"t.errors || jsonb_build_array({died})"
-        worker_ids = "t.worker_ids || jsonb_build_array(%s::jsonb)"
+        errors = sql.append_bounded("t.errors", died, limit=MAX_ERRORS, keep_first=KEEP_FIRST)
+        worker_ids = sql.append_bounded("t.worker_ids", "%s::jsonb", limit=MAX_WORKER_IDS, keep_first=KEEP_FIRST)
         lease_ok = "w.seen_at > now() - %s * interval '1 second'"
         target, which = f"{TABLE} AS t", "t.id = ANY(%s::uuid[])"
         reason = "'worker died ' || (t.worker_deaths + 1) || ' times while running it; dead-lettered'"
@@ -293,8 +296,8 @@ def _claim_sql(vendor: str, max_deaths: int) -> str:
             "COALESCE(t.worker, 'unknown') || ' stopped while running attempt ' || t.attempts, "
             f"'traceback', '', 'attempt', t.attempts, 'at', {sql.now()})"
         )
-        errors = f"json_insert(t.errors, '$[#]', json({died}))"
-        worker_ids = "json_insert(t.worker_ids, '$[#]', json(%s))"
+        errors = sql.append_bounded("t.errors", died, limit=MAX_ERRORS, keep_first=KEEP_FIRST)
+        worker_ids = sql.append_bounded("t.worker_ids", "%s", limit=MAX_WORKER_IDS, keep_first=KEEP_FIRST)
         lease_ok = "w.seen_at > strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', '-' || %s || ' seconds')"
         target, which = f"{TABLE} AS t", "t.id = %s"
         reason = "'worker died ' || (t.worker_deaths + 1) || ' times while running it; dead-lettered'"
@@ -309,6 +312,8 @@ def _claim_sql(vendor: str, max_deaths: int) -> str:
         f"finished_at = CASE WHEN {give_up} THEN {now} ELSE NULL END, "
         f"failure_reason = CASE WHEN {give_up} THEN {reason} ELSE t.failure_reason END, "
         f"errors = CASE WHEN {takeover} THEN {errors} ELSE t.errors END, "
+        f"dropped_errors = t.dropped_errors + CASE WHEN {takeover} AND {sql.is_full('t.errors', MAX_ERRORS)} "
+        "THEN 1 ELSE 0 END, "
         f"worker = CASE WHEN {give_up} THEN NULL ELSE %s END, "
         f"worker_ids = CASE WHEN {give_up} THEN t.worker_ids ELSE {worker_ids} END "
         f"WHERE {which} AND (t.status = '{ready}' OR ({takeover} AND t.worker IS NOT NULL AND NOT EXISTS "
@@ -344,7 +349,7 @@ def _finish_rows(outcomes: Sequence[Outcome], worker: str) -> dict[str, Any]:
             reason = o.reason[:REASON_LENGTH]
             cursor.execute(
                 statement,
-                [status, status, o.return_json, error, error, status, reason, run_after, o.retries]
+                [status, status, o.return_json, error, error, error, status, reason, run_after, o.retries]
                 + [sql.task_id(o.task_id), worker],
             )
             for task_id, finished_at in cursor.fetchall():
@@ -360,7 +365,10 @@ def _finish_sql(vendor: str) -> str:
         return (
             f"UPDATE {TABLE} AS t SET status = v.status, "
             f"return_value = CASE WHEN v.status = '{successful}' THEN v.value::jsonb ELSE t.return_value END, "
-            "errors = CASE WHEN v.error IS NULL THEN t.errors ELSE t.errors || jsonb_build_array(v.error::jsonb) END, "
+            "errors = CASE WHEN v.error IS NULL THEN t.errors ELSE "
+            f"{sql.append_bounded('t.errors', 'v.error::jsonb', limit=MAX_ERRORS, keep_first=KEEP_FIRST)} END, "
+            "dropped_errors = t.dropped_errors + CASE WHEN v.error IS NOT NULL AND "
+            f"{sql.is_full('t.errors', MAX_ERRORS)} THEN 1 ELSE 0 END, "
             f"finished_at = CASE WHEN v.status = '{ready}' THEN NULL ELSE {now} END, "
             "failure_reason = v.reason, run_after = v.run_after, retries = v.retries, worker = NULL "
             "FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::int[]) "
@@ -371,7 +379,10 @@ def _finish_sql(vendor: str) -> str:
     return (
         f"UPDATE {TABLE} SET status = %s, "
         f"return_value = CASE WHEN %s = '{successful}' THEN json(%s) ELSE return_value END, "
-        "errors = CASE WHEN %s IS NULL THEN errors ELSE json_insert(errors, '$[#]', json(%s)) END, "
+        "errors = CASE WHEN %s IS NULL THEN errors ELSE "
+        f"{sql.append_bounded('errors', '%s', limit=MAX_ERRORS, keep_first=KEEP_FIRST)} END, "
+        f"dropped_errors = dropped_errors + CASE WHEN %s IS NOT NULL AND {sql.is_full('errors', MAX_ERRORS)} "
+        "THEN 1 ELSE 0 END, "
         f"finished_at = CASE WHEN %s = '{ready}' THEN NULL ELSE {now} END, "
         "failure_reason = %s, run_after = %s, retries = %s, worker = NULL "
         f"WHERE id = %s AND status = '{running}' AND worker = %s "

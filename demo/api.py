@@ -13,6 +13,7 @@ from ninja import File, Router
 from ninja.files import UploadedFile
 from ninja.responses import Status
 from PIL import Image, UnidentifiedImageError
+from PIL.Image import DecompressionBombError
 
 from conveyor import submission
 from conveyor.errors import BodyTooLarge, ClientError
@@ -30,16 +31,28 @@ class InvalidImage(ClientError):
     code = "invalid_image"
 
 
+class ImageTooLarge(ClientError):
+    """The image has more pixels than CONVEYOR_MAX_IMAGE_PIXELS."""
+
+    code = "image_too_large"
+
+
 @router.post("/profile-pictures", response={202: TaskOut, **ERRORS})
 def upload_profile_picture(request: HttpRequest, response: HttpResponse, image: File[UploadedFile]) -> Status:
     """Store the image, then enqueue `demo.tasks.thumbnail` for it (multipart field `image`)."""
     require(request, "write")
     if image.size > settings.CONVEYOR_MAX_UPLOAD_BYTES:
         raise BodyTooLarge(f"image exceeds {settings.CONVEYOR_MAX_UPLOAD_BYTES} bytes")
+    limit = settings.CONVEYOR_MAX_IMAGE_PIXELS
     try:
         with Image.open(image) as probe:
+            width, height = probe.size  # read from the header: nothing is decoded yet
+            if width * height > limit:
+                raise ImageTooLarge(f"the image is {width} x {height} pixels; at most {limit:,} pixels are accepted")
             probe.verify()  # reject non-images before anything is stored or queued
             kind = ALLOWED_FORMATS.get(probe.format)
+    except DecompressionBombError:
+        raise ImageTooLarge(f"the image has more than {limit:,} pixels") from None
     except (UnidentifiedImageError, OSError, SyntaxError):
         kind = None
     if kind is None:

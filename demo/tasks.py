@@ -19,6 +19,7 @@ from django.tasks import task
 from django.utils import timezone
 
 from conveyor.core.models import TaskRecord, TaskStatus
+from conveyor.errors import TaskRejected
 from conveyor.runtime import set_progress
 from conveyor.scheduling import periodic
 
@@ -38,6 +39,7 @@ def send_email(to: str, subject: str, body: str) -> dict:
 
 
 THUMBNAIL_SIZES = (64, 128, 256)
+MAX_THUMBNAIL_SIZE, MAX_THUMBNAILS = 1024, 8
 
 
 # Reads a path in the media storage: not over HTTP (the upload endpoint enqueues it itself).
@@ -48,6 +50,10 @@ def thumbnail(path: str, sizes: list[int] | None = None) -> dict:
     from PIL import Image
 
     sizes = sizes or list(THUMBNAIL_SIZES)
+    if len(sizes) > MAX_THUMBNAILS or not all(0 < size <= MAX_THUMBNAIL_SIZE for size in sizes):
+        raise TaskRejected(f"at most {MAX_THUMBNAILS} sizes, each 1 to {MAX_THUMBNAIL_SIZE} pixels; got {sizes}")
+    # Decode no more than an upload may have (a file put in the storage some other way).
+    Image.MAX_IMAGE_PIXELS = settings.CONVEYOR_MAX_IMAGE_PIXELS
     written = {}
     source = PurePosixPath(path)
     for done, size in enumerate(sizes, start=1):

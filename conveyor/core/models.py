@@ -67,6 +67,8 @@ class TaskRecord(models.Model):
     return_value = models.JSONField(null=True, blank=True)
     # One entry per failed attempt: {"exception_class_path", "traceback", "attempt", "at"}.
     errors = models.JSONField(default=list, blank=True)
+    # Errors left out of `errors` (which keeps the first and the latest; see conveyor.states).
+    dropped_errors = models.PositiveIntegerField(default=0)
     # Why the task ended FAILED without a normal failure (dead-lettered, cancelled...).
     failure_reason = models.CharField(max_length=200, blank=True, default="")
     progress = models.JSONField(null=True, blank=True)

@@ -57,7 +57,11 @@ class TaskOut(Schema):
     kwargs: dict[str, Any]
     attempts: int
     return_value: Any = None
-    errors: list[TaskError]
+    errors: list[TaskError] = Field(
+        description="Failed attempts, oldest first: on a task, the first 3 and the latest 17 at most; "
+        "in a list, only the latest"
+    )
+    error_count: int = Field(description="Every failed attempt, including those left out of errors")
     failure_reason: str
     progress: Any = None
     source: str
@@ -110,8 +114,8 @@ class ErrorOut(Schema):
     error: ErrorBody
 
 
-def task_out(record: TaskRecord) -> dict[str, Any]:
-    """A task record as the API shows it (TaskOut)."""
+def task_out(record: TaskRecord, *, summary: bool = False) -> dict[str, Any]:
+    """A task record as the API shows it (TaskOut); in a list (`summary`), only its latest error."""
     return {
         "id": str(record.id),
         "task": record.task_path,
@@ -122,7 +126,8 @@ def task_out(record: TaskRecord) -> dict[str, Any]:
         "kwargs": record.kwargs,
         "attempts": record.attempts,
         "return_value": record.return_value,
-        "errors": record.errors,
+        "errors": record.errors[-1:] if summary else record.errors,
+        "error_count": len(record.errors) + record.dropped_errors,
         "failure_reason": record.failure_reason,
         "progress": record.progress,
         "source": record.source,

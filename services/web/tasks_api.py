@@ -132,7 +132,7 @@ def list_tasks(request: HttpRequest, filters: Query[ListFilters]) -> dict:
     more = len(records) > filters.limit
     records = records[: filters.limit]
     return {
-        "items": [task_out(r) for r in records],
+        "items": [task_out(r, summary=True) for r in records],
         "next_cursor": _encode_cursor(records[-1]) if more else None,
     }
 

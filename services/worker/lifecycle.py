@@ -180,10 +180,11 @@ class Lifecycle(Middleware):
                 outcome.run_after = timezone.now() + timedelta(milliseconds=max(delay_ms, 1))
             else:
                 outcome.status = TaskStatus.FAILED
-                outcome.reason = (
-                    f"{_exception_path(exception)} after {outcome.retries} retries; "
-                    f"dead-lettered to {message.queue_name}.XQ"
-                )[: states.REASON_LENGTH]
+                throws = broker.get_actor(message.actor_name).options.get("throws") or ()
+                why = "not retryable" if isinstance(exception, throws) else f"after {outcome.retries} retries"
+                outcome.reason = f"{_exception_path(exception)} {why}; dead-lettered to {message.queue_name}.XQ"[
+                    : states.REASON_LENGTH
+                ]
                 dead_letter = "retries_exhausted"
                 message.fail()
         on_written = None

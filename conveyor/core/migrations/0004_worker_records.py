@@ -96,6 +96,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name='taskrecord',
+            name='dropped_errors',
+            field=models.PositiveIntegerField(default=0),
+        ),
+        migrations.AddField(
+            model_name='taskrecord',
             name='retries',
             field=models.PositiveSmallIntegerField(default=0),
         ),
