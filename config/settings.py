@@ -167,6 +167,9 @@ CONVEYOR_WORKER_HEARTBEAT_SECONDS = env.float("CONVEYOR_WORKER_HEARTBEAT_SECONDS
 CONVEYOR_WORKER_LEASE_SECONDS = env.float("CONVEYOR_WORKER_LEASE_SECONDS", default=30.0)
 # A task whose worker process died this many times while running it is FAILED and dead-lettered.
 CONVEYOR_MAX_WORKER_DEATHS = env.int("CONVEYOR_MAX_WORKER_DEATHS", default=3)
+# A task still running this long after its time limit is stuck where Python cannot interrupt
+# it: it is FAILED and its worker process replaced (services/worker/watchdog.py).
+CONVEYOR_HARD_TIME_LIMIT_GRACE_SECONDS = env.float("CONVEYOR_HARD_TIME_LIMIT_GRACE_SECONDS", default=30.0)
 
 # --- Scheduler (services/scheduler) ----------------------------------------------
 # How often the leader re-reads schedules (edits are picked up within this) and a standby
@@ -210,6 +213,8 @@ DRAMATIQ_BROKER = {
         # Serves the container's metrics on dramatiq_prom_host:dramatiq_prom_port.
         "services.worker.exposition.MetricsExposition",
         "dramatiq.middleware.TimeLimit",
+        # What TimeLimit cannot stop (a blocking C call): fail the task, replace the process.
+        "services.worker.watchdog.HardTimeLimit",
         "dramatiq.middleware.ShutdownNotifications",
         "services.worker.signals.GracefulStop",
         "services.worker.metrics.TaskMetrics",

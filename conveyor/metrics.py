@@ -78,6 +78,7 @@ DEAD_LETTER_REASONS = (
     "undecodable",
     "worker_died",
     "unstorable_result",
+    "hard_time_limit",
     "skipped",
 )
 DEAD_LETTERS = Counter(

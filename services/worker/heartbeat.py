@@ -5,7 +5,8 @@
   its own, and another worker takes one over only after the lease ran out.
 - The heartbeat file the container healthcheck reads (`python -m conveyor.heartbeat
   worker`), touched while every consumer and worker thread is alive and the process
-  takes work. If one dies, the beats stop and the container turns unhealthy. A broker
+  takes work. If one dies, or a task is stuck past its hard time limit
+  (services/worker/watchdog.py), the beats stop and the container turns unhealthy. A broker
   or database outage does not stop them: the consumers and the recorder reconnect on
   their own, and restarting the container would not bring the servers back.
 """
@@ -19,10 +20,18 @@ from django.db import DatabaseError, connection
 from dramatiq.middleware import Middleware
 
 from conveyor import heartbeat
+from services.worker.watchdog import HardTimeLimit
 
 logger = logging.getLogger(__name__)
 
 FILE_INTERVAL_SECONDS = 5.0
+
+
+def healthy(broker: Any, worker: Any) -> bool:
+    """Every consumer and worker thread alive, and no task stuck past its hard time limit."""
+    threads = [*worker.consumers.values(), *worker.workers]
+    stuck = [m for m in broker.middleware if isinstance(m, HardTimeLimit) and m.stuck()]
+    return bool(threads) and all(thread.is_alive() for thread in threads) and not stuck
 
 
 class Heartbeat(Middleware):
@@ -51,10 +60,8 @@ class Heartbeat(Middleware):
     def _beat(self, broker: Any, worker: Any) -> None:
         interval = min(settings.CONVEYOR_WORKER_HEARTBEAT_SECONDS, FILE_INTERVAL_SECONDS)
         while not self._stopped.is_set():
-            if self._taking_work.is_set():
-                threads = [*worker.consumers.values(), *worker.workers]
-                if threads and all(thread.is_alive() for thread in threads):
-                    heartbeat.beat("worker")
+            if self._taking_work.is_set() and healthy(broker, worker):
+                heartbeat.beat("worker")
             try:
                 broker.recorder.renew()
             except DatabaseError as exc:

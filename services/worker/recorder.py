@@ -311,6 +311,8 @@ class Recorder:
         self.stats["outcomes"] += len(batch)
         acks, nacks = {}, {}
         for item in batch:
+            if getattr(item.message, "_conveyor_abandoned", False):
+                continue  # given back by this process (it is being replaced): RabbitMQ redelivers it
             if id(item.outcome) not in done:
                 logger.info(
                     "Task %s was taken over by another worker; its result here is dropped", item.outcome.task_id
