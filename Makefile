@@ -70,7 +70,7 @@ $(VENV)/.bench-installed: requirements/bench.lock $(VENV)/.installed
 	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/bench.lock
 	touch $@
 
-bench: venv $(VENV)/.bench-installed ## Measure Conveyor against bare pika, Dramatiq and Celery (~15 min; BENCH_SCALE=0.1 for a quick look)
+bench: venv $(VENV)/.bench-installed ## Measure Conveyor against bare pika, Dramatiq, Celery (with and without results) and django-q2 (BENCH_SCALE=0.1 for a quick look)
 	scripts/ensure-services.sh rabbitmq postgresql wrk
 	DJANGO_DEBUG=false $(BIN)/python -m bench
 

@@ -18,7 +18,7 @@ import time
 import traceback
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from importlib import metadata
+from importlib import metadata, util
 from pathlib import Path
 
 from bench import infra, machine, report
@@ -113,7 +113,7 @@ def main():
         log(f"setting up vhosts and database bench_{run_id}")
         urls = {
             name: infra.create_vhost(f"conveyor-bench-{name}-{run_id}")
-            for name in ("machine", "dramatiq", "celery", "conveyor")
+            for name in ("machine", "dramatiq", "celery", "durable", "conveyor")
         }
         database_url = infra.create_database(f"conveyor_bench_{run_id}")
         os.environ.update(
@@ -131,6 +131,7 @@ def main():
         result["versions"] = versions(urls["conveyor"])
         from bench import conveyor_runs
         from bench.peers import drain
+        from bench.peers.durable import drain as durable
 
         try:
             import celery  # noqa: F401
@@ -139,6 +140,13 @@ def main():
             skipped["celery"] = skipped["cpu.celery"] = (
                 "celery not installed: `make bench` installs bench/requirements.txt"
             )
+        # The durable peers: Celery storing results with django-celery-results, django-q2.
+        for peer, modules in (("celery_results", ("celery", "django_celery_results")), ("django_q", ("django_q",))):
+            missing = [module for module in modules if util.find_spec(module) is None]
+            if missing:
+                skipped[peer] = skipped[f"cpu.{peer}"] = (
+                    f"{', '.join(missing)} not installed: `make bench` installs bench/requirements.txt"
+                )
         if shutil.which("wrk") is None:
             skipped["submit.http_single"] = skipped["submit.http_baseline"] = (
                 "wrk not installed: `make bench` installs it"
@@ -151,6 +159,13 @@ def main():
         # Drains: repetitions interleaved (A B C A B C ...) so a noisy minute hits every contender.
         counts["machine"] = cfg.n(cfg.machine_messages, 200)
         counts["drain"] = cfg.n(cfg.drain_messages)
+        durable_db = None
+        if cfg.peers and "drains" in cfg.phases and not {"celery_results", "django_q"} <= skipped.keys():
+            with guarded("drains", system):
+                database = infra.create_database(f"conveyor_bench_durable_{run_id}")
+                log(f"migrating the durable peers' database {database.rsplit('/', 1)[1]}")
+                durable.migrate(database)
+                durable_db = database
         for rep in range(cfg.repeats if "drains" in cfg.phases else 0):
             with guarded("drains", system):
                 log(f"drains, repetition {rep + 1}/{cfg.repeats}")
@@ -166,6 +181,16 @@ def main():
                     rate, cpu_ms = drain.run_celery(urls["celery"], cfg)
                     figures.add("celery.drain", rate)
                     figures.add("cpu.celery", cpu_ms)
+                if durable_db and "celery_results" not in skipped:
+                    rate, cpu_ms, ran = durable.run_celery(urls["durable"], durable_db, cfg)
+                    figures.add("celery_results.drain", rate)
+                    figures.add("cpu.celery_results", cpu_ms)
+                    result.setdefault("peer_versions", {})["Celery + django-celery-results"] = ran
+                if durable_db and "django_q" not in skipped:
+                    rate, cpu_ms, ran = durable.run_django_q(durable_db, cfg)
+                    figures.add("django_q.drain", rate)
+                    figures.add("cpu.django_q", cpu_ms)
+                    result.setdefault("peer_versions", {})["django-q2"] = ran
                 for workers in (1, 2):
                     d = conveyor_runs.drain(system, cfg, workers)
                     figures.add(f"conveyor.drain{workers}", d["rate"])
@@ -216,6 +241,15 @@ def main():
                     figures.add(f"scale.{procs}", s["rate"])
                     figures.add(f"scale.efficiency.{procs}", s["efficiency"])
                     counts[f"scale_{procs}_tasks"] = s["tasks"]
+        if "growth" in cfg.phases:
+            from bench import growth
+            from conveyor.core.models import ApiToken
+
+            with guarded("growth", system):
+                owner = ApiToken.objects.get(prefix=token[:10]).pk
+                found, counts["growth_rows"] = growth.run(system, cfg, token, owner, log)
+                for key, value in found.items():
+                    figures.add(key, value)
         figures.add("memory.web", system.web_rss_mb())
         if "profile" in cfg.phases:
             from bench import profile

@@ -46,11 +46,17 @@ class Config:
     )
     sleep_seconds: float = 0.1
     scale_seconds: float = 4.0
+    # The growth phase: finished rows written before its drain and list timings (None: 1e6 x scale).
+    growth_rows: int | None = field(
+        default_factory=lambda: int(os.environ["BENCH_GROWTH_ROWS"]) if os.environ.get("BENCH_GROWTH_ROWS") else None
+    )
     # BENCH_PEERS=0: the drains phase runs Conveyor's drains only (quick before/after checks).
     peers: bool = field(default_factory=lambda: os.environ.get("BENCH_PEERS", "1") != "0")
     # Which parts run: drains, submission, latency, scale, profile (py-spy on a worker; not by default).
     phases: tuple = field(
-        default_factory=lambda: tuple(os.environ.get("BENCH_PHASES", "drains,submission,latency,scale").split(","))
+        default_factory=lambda: tuple(
+            os.environ.get("BENCH_PHASES", "drains,submission,latency,scale,growth").split(",")
+        )
     )
 
     def n(self, count, minimum=50):

@@ -35,10 +35,10 @@ def fill(rows, owner_id):
             """
             INSERT INTO conveyor_taskrecord (
                 id, task_path, queue_name, priority, args, kwargs, status, status_group, attempts,
-                return_value, errors, failure_reason, enqueued_at, started_at, last_attempted_at,
-                finished_at, worker_ids, owner_id, source, backend, worker_deaths, retries)
+                return_value, errors, dropped_errors, failure_reason, enqueued_at, started_at,
+                last_attempted_at, finished_at, worker_ids, owner_id, source, backend, worker_deaths, retries)
             SELECT gen_random_uuid(), 'demo.tasks.noop', 'default', 0, '[]', '{}', s.status, s.status, 1,
-                'null', '[]', '', s.at, s.at, s.at, s.at + interval '5 ms', '["filler"]', %s, 'api',
+                'null', '[]', 0, '', s.at, s.at, s.at, s.at + interval '5 ms', '["filler"]', %s, 'api',
                 'default', 0, 0
             FROM (
                 SELECT (%s::text[])[1 + i %% 8] AS status, now() - (i * interval '2.5 s') AS at

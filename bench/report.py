@@ -25,13 +25,22 @@ ROWS = [
     ("machine.consume", "pika consume, prefetch + manual acks", "msg/s"),
     ("dramatiq.drain", "bare Dramatiq drain, 2 proc x {threads} thr", "msg/s"),
     ("celery.drain", "Celery drain, 2 proc (prefork)", "msg/s"),
+    ("celery_results.drain", "Celery + django-celery-results drain, 2 proc", "tasks/s"),
+    ("django_q.drain", "django-q2 drain, ORM broker, 2 workers", "tasks/s"),
     ("conveyor.drain1", "Conveyor drain, 1 worker proc x {threads} thr", "tasks/s"),
     ("conveyor.drain2", "Conveyor drain, 2 worker proc x {threads} thr", "tasks/s"),
     ("cpu.machine", "  CPU per message, pika consumer", "ms"),
     ("cpu.dramatiq", "  CPU per message, bare Dramatiq (all processes)", "ms"),
     ("cpu.celery", "  CPU per message, Celery (all processes)", "ms"),
+    ("cpu.celery_results", "  CPU per task, Celery + results (all processes)", "ms"),
+    ("cpu.django_q", "  CPU per task, django-q2 (all processes)", "ms"),
     ("cpu.conveyor1", "  CPU per task, Conveyor 1 worker proc", "ms"),
     ("cpu.conveyor2", "  CPU per task, Conveyor 2 worker proc", "ms"),
+    ("growth.drain.empty", "Conveyor drain, 2 proc, empty task table", "tasks/s"),
+    ("growth.drain.full", "Conveyor drain, 2 proc, {growth_rows} finished rows", "tasks/s"),
+    ("growth.list_p99.empty", "GET /api/v1/tasks p99, empty task table", "ms"),
+    ("growth.list_p99.full", "GET /api/v1/tasks p99, {growth_rows} finished rows", "ms"),
+    ("growth.failed_p99.full", "GET /api/v1/tasks?status=FAILED p99, {growth_rows} rows", "ms"),
     ("submit.http_single", "HTTP submit, 1 task/request (wrk -c{conns})", "tasks/s"),
     ("submit.http_baseline", "bare Django view, 1 insert/request (wrk -c{conns})", "req/s"),
     ("submit.http_batch", "HTTP submit, batches of {batch}", "tasks/s"),
@@ -95,12 +104,22 @@ def ratios(figures, cfg, skipped=None):
 
     ratio("Conveyor drain (2 proc) / Celery", "conveyor.drain2", "celery.drain", ">= 1.5", lambda r: r >= 1.5)
     ratio("Conveyor drain (2 proc) / bare Dramatiq", "conveyor.drain2", "dramatiq.drain", ">= 0.6", lambda r: r >= 0.6)
+    ratio(
+        "Conveyor drain (2 proc) / Celery + results",
+        "conveyor.drain2",
+        "celery_results.drain",
+        ">= 5",
+        lambda r: r >= 5,
+    )
+    ratio("Conveyor drain (2 proc) / django-q2", "conveyor.drain2", "django_q.drain")
     ratio("Conveyor drain (1 proc) / Celery", "conveyor.drain1", "celery.drain")
     ratio("Conveyor drain (2 proc) / pika consume", "conveyor.drain2", "machine.consume")
     ratio("bare Dramatiq / pika consume", "dramatiq.drain", "machine.consume")
     ratio("Celery / pika consume", "celery.drain", "machine.consume")
     ratio("CPU per task: Conveyor (2 proc) / bare Dramatiq", "cpu.conveyor2", "cpu.dramatiq")
     ratio("CPU per task: Conveyor (2 proc) / Celery", "cpu.conveyor2", "cpu.celery")
+    ratio("CPU per task: Conveyor (2 proc) / Celery + results", "cpu.conveyor2", "cpu.celery_results")
+    ratio("CPU per task: Conveyor (2 proc) / django-q2", "cpu.conveyor2", "cpu.django_q")
     ratio(
         "HTTP 1 task/request / bare one-insert view",
         "submit.http_single",
@@ -109,7 +128,16 @@ def ratios(figures, cfg, skipped=None):
         lambda r: r >= 0.8,
     )
     single("HTTP batches (tasks/s)", "submit.http_batch", ">= 5000", lambda v: v >= 5000)
-    single("enqueue -> start p99 (ms)", "latency.start_p99", "<= 25", lambda v: v <= 25)
+    single("CPU per task, Conveyor 2 worker proc (ms)", "cpu.conveyor2", "<= 0.4", lambda v: v <= 0.4)
+    single("enqueue -> start p99 (ms)", "latency.start_p99", "<= 10", lambda v: v <= 10)
+    ratio(
+        "drain with a million finished rows / on an empty table",
+        "growth.drain.full",
+        "growth.drain.empty",
+        ">= 0.9",
+        lambda r: r >= 0.9,
+    )
+    ratio("GET /api/v1/tasks p99: a million rows / empty table", "growth.list_p99.full", "growth.list_p99.empty")
     for procs in cfg.scale_processes:
         last = procs == max(cfg.scale_processes)
         single(
@@ -130,6 +158,7 @@ def table(result):
         "conns": cfg["wrk_connections"],
         "batch": cfg["batch_size"],
         "rate": f"{cfg['latency_rate']:.0f}",
+        "growth_rows": f"{result.get('counts', {}).get('growth_rows', 0):,}",
     }
     lines = []
     m = result["machine"]
@@ -138,6 +167,9 @@ def table(result):
         f"load avg {m['load_before']} before / {m['load_after']} after"
     )
     lines.append("Versions: " + ", ".join(f"{k} {v}" for k, v in result["versions"].items()))
+    # The durable peers report what their own processes ran (their Django among it).
+    for peer, found in result.get("peer_versions", {}).items():
+        lines.append(f"  {peer} ran with: " + ", ".join(f"{k} {v}" for k, v in found.items()))
     lines.append(f"Settings: scale {cfg['scale']}, {cfg['repeats']} repetitions, counts {result['counts']}")
     lines.append("")
     head = f"{'figure':<52} {'median':>10} {'min':>10} {'max':>10}  unit"

@@ -13,7 +13,11 @@ class TaskIn(Schema):
     # Unknown fields (status, id, owner, attempts...) are refused, never ignored.
     model_config = ConfigDict(extra="forbid")
 
-    task: str = Field(description="Catalog name, e.g. demo.tasks.add", max_length=200)
+    task: str = Field(
+        description="Catalog name, e.g. demo.tasks.add",
+        max_length=200,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$",
+    )
     args: list[Any] = Field(default_factory=list)
     kwargs: dict[str, Any] = Field(default_factory=dict)
     queue: str | None = Field(default=None, description="Defaults to the task's queue")

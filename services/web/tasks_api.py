@@ -11,7 +11,7 @@ from datetime import datetime
 
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
-from ninja import Query, Router, Schema
+from ninja import Field, Query, Router, Schema
 from ninja.responses import Status
 
 from conveyor import catalog, states, submission
@@ -92,10 +92,10 @@ def _get_visible(request: HttpRequest, task_id: str) -> TaskRecord:
 
 class ListFilters(Schema):
     status: TaskStatus | None = None
-    task: str | None = None
-    queue: str | None = None
-    limit: int = 50
-    cursor: str | None = None
+    task: str | None = Field(default=None, max_length=200)
+    queue: str | None = Field(default=None, max_length=100)
+    limit: int = Field(default=50, ge=1, le=500, description="Tasks per page")
+    cursor: str | None = Field(default=None, max_length=500, description="next_cursor of the previous page")
 
 
 def _encode_cursor(record: TaskRecord) -> str:
@@ -115,8 +115,6 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 def list_tasks(request: HttpRequest, filters: Query[ListFilters]) -> dict:
     """Newest first, filtered by status, task and queue; follow `next_cursor` for more."""
     require(request, "read")
-    if not 1 <= filters.limit <= 500:
-        raise InvalidRequest("limit must be between 1 and 500")
     queryset = visible_tasks(request, TaskRecord.objects.all())
     if filters.status:
         # The group first: it is what the status index is on (conveyor/status.py).
