@@ -26,6 +26,7 @@ worker death; at CONVEYOR_MAX_WORKER_DEATHS the task is FAILED instead of run ag
 import enum
 import functools
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -302,7 +303,7 @@ def _claim_sql(vendor: str, max_deaths: int) -> str:
         target, which = f"{TABLE} AS t", "t.id = %s"
         reason = "'worker died ' || (t.worker_deaths + 1) || ' times while running it; dead-lettered'"
     now = sql.now()
-    return (
+    statement = (
         f"UPDATE {target} SET "
         f"status = CASE WHEN {give_up} THEN '{failed}' ELSE '{running}' END, "
         f"worker_deaths = t.worker_deaths + CASE WHEN {takeover} THEN 1 ELSE 0 END, "
@@ -320,6 +321,10 @@ def _claim_sql(vendor: str, max_deaths: int) -> str:
         f"(SELECT 1 FROM {WORKERS} AS w WHERE w.id = t.worker AND {lease_ok}))) "
         "RETURNING t.id, t.status, t.attempts, t.started_at, t.last_attempted_at, t.worker_ids, t.failure_reason"
     )
+    if postgresql:
+        return statement
+    # SQLite's UPDATE takes no alias: the same statement with the columns unqualified.
+    return re.sub(r"\bt\.", "", statement).replace(f"{TABLE} AS t", TABLE)
 
 
 def _finish_rows(outcomes: Sequence[Outcome], worker: str) -> dict[str, Any]:
