@@ -50,6 +50,8 @@ logger = logging.getLogger(__name__)
 
 # A message whose task runs on another live worker is asked about again after this long.
 PARK_SECONDS = 2.0
+# Longest a consumer waits without servicing its connection while messages wait.
+IDLE_POLL_SECONDS = 0.5
 # After the database refused a claim, wait this long (doubling, up to the maximum) before the next.
 CLAIM_BACKOFF_SECONDS, CLAIM_BACKOFF_MAX_SECONDS = 0.1, 5.0
 
@@ -122,6 +124,11 @@ class BufferedRabbitmqConsumer(_RabbitmqConsumer):
             raise ConnectionClosed(e) from None
         self.prefetch = prefetch
 
+    def poll(self, seconds: float) -> None:
+        """Service the connection for up to `seconds`, returning early when a delivery comes."""
+        if not self._deliveries:
+            self._pump(seconds)
+
     def drain(self) -> list[MessageProxy]:
         """The messages already delivered, without waiting for more."""
         self._pump(0)
@@ -175,6 +182,10 @@ class BufferedStubConsumer(_StubConsumer):
     def set_prefetch(self, prefetch: int) -> None:
         pass  # the stub's window is a semaphore sized once
 
+    def poll(self, seconds: float) -> None:
+        if self.queue.empty():
+            time.sleep(seconds)
+
     def drain(self) -> list[MessageProxy]:
         taken = []
         while self.prefetch_semaphore.acquire(blocking=False):
@@ -225,8 +236,16 @@ class ClaimingConsumer(Consumer):
             )
         if self._waiting or self._parked:
             # Messages wait for a free thread, a parked recheck or the database: keep RabbitMQ's
-            # connection serviced, but do not sit in it for the whole idle timeout.
-            self.recorder.slots.wait(0.05)
+            # connection serviced, without sitting in it for the whole idle timeout, and
+            # without spinning either.
+            now = time.monotonic()
+            if now < self._paused_until:  # the database refused the last claim
+                self.inner.poll(min(self._paused_until - now, IDLE_POLL_SECONDS))
+            elif not self._waiting:  # only parked messages, asked about again later
+                due = min(at for at, _ in self._parked)
+                self.inner.poll(min(max(due - now, 0.0), IDLE_POLL_SECONDS))
+            else:  # waiting for a free thread
+                slots.wait(0.05)
             self._waiting.extend(self.inner.drain())
         else:
             first = next(self.inner)

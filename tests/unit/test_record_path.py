@@ -12,6 +12,7 @@ from django.utils import timezone
 from conveyor import states, submission
 from conveyor.core.models import OutboxEntry, TaskRecord, TaskStatus, WorkerProcess
 from conveyor.messages import build_message
+from services.worker.consumers import BufferedStubConsumer
 from tests.conftest import publish_pending_outbox
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -59,12 +60,17 @@ def test_a_failing_start_write_leaves_the_message_unacknowledged_and_the_task_ru
     database_back = threading.Event()
     monkeypatch.setattr(states, "claim", flaky_until(database_back, states.claim))
     record = submit("demo.tasks.add", 2, 3)
+    drains = []
+    real_drain = BufferedStubConsumer.drain
+    monkeypatch.setattr(BufferedStubConsumer, "drain", lambda self: drains.append(1) or real_drain(self))
     # When the worker receives the task's message
     publish_pending_outbox()
     time.sleep(0.5)
     # Then the task has not run, and the message is held, not acknowledged
     assert status_of(record) == TaskStatus.READY
     assert unsettled(stub_broker) == 1
+    # And the consumer waits for the database rather than spinning (a loop per poll, not thousands)
+    assert len(drains) < 100
     # And once the database answers again, the task runs once and the message is settled
     database_back.set()
     stub_broker.join("default", fail_fast=False)
