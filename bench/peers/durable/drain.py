@@ -138,9 +138,7 @@ def time_drain(database_url, peer, count, start_workers, timeout, stop_timeout=2
 def run_celery(broker_url, database_url, cfg, processes=2, python=sys.executable):
     """Celery, prefork x `processes`, results in PostgreSQL: (tasks/s, CPU ms per task, versions)."""
     count = cfg.n(cfg.drain_messages)
-    # Celery's Django fix-up closes the database connection before and after every task
-    # unless told to reuse it: a deployment tuned for throughput would, so the peer does.
-    environment = {**env(database_url, broker_url), "CELERY_DB_REUSE_MAX": "1000"}
+    environment = env(database_url, broker_url)
     reset(database_url, broker_url)
     versions = load("celery", count, environment, python)
     with pika.BlockingConnection(pika.URLParameters(broker_url)) as conn:
