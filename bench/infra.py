@@ -81,6 +81,10 @@ class Process:
         self.name = name
         self.log_path = self.log_dir / f"{name}.log"
         self.log = open(self.log_path, "ab")
+        # A later process of the same name appends to the same log (to keep every run's
+        # output for a post-mortem); output() reads only this process's part, so waiting for
+        # "ready for action" does not see the previous repetition's line.
+        self.log_offset = self.log.tell()
         self.proc = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -101,7 +105,9 @@ class Process:
         return [int(pid) for pid in out.split()]
 
     def output(self):
-        return self.log_path.read_text(errors="replace")
+        with open(self.log_path, "rb") as log:
+            log.seek(self.log_offset)
+            return log.read().decode(errors="replace")
 
     def _signal(self, sig):
         try:
