@@ -83,18 +83,38 @@ def test_while_the_end_write_fails_the_message_stays_unacknowledged(worker, monk
 
 
 def test_while_the_start_write_fails_nothing_runs_and_nothing_is_acknowledged(worker, monkeypatch):
+    # Given a worker whose database refuses to record that runs start
     database_back = threading.Event()
     monkeypatch.setattr(states, "claim", refused_until(database_back, states.claim))
     worker()
+    # When a task's message arrives
     record = submit("demo.tasks.add", 1, 1)
     wait_for(lambda: messages_in("default") == 1, 30, "the message")
     time.sleep(1)
+    # Then the task does not run and its message stays with RabbitMQ
     assert TaskRecord.objects.get(id=record.id).status == TaskStatus.READY
     assert messages_in("default") == 1
+    # And once the database answers, it runs once and only then is the message gone
     database_back.set()
     wait_for(lambda: TaskRecord.objects.get(id=record.id).status == TaskStatus.SUCCESSFUL, 30, "the task")
     wait_for(lambda: messages_in("default") == 0, 30, "the acknowledgement")
     assert TaskRecord.objects.get(id=record.id).attempts == 1
+
+
+def test_a_result_that_cannot_be_stored_ends_failed_and_its_message_is_dead_lettered(worker):
+    # Given a task whose return value PostgreSQL cannot store as JSON (1e308 + 1e308 is infinite)
+    worker()
+    # When it runs on a real worker
+    record = submit("demo.tasks.add", 1e308, 1e308)
+    # Then it ends FAILED saying why, instead of staying RUNNING with its message acknowledged
+    wait_for(lambda: TaskRecord.objects.get(id=record.id).status == TaskStatus.FAILED, 30, "the failure")
+    record.refresh_from_db()
+    assert record.errors[-1]["exception_class_path"] == "conveyor.errors.UnstorableResult"
+    assert "cannot be stored" in record.failure_reason
+    assert record.worker is None
+    # And its message went to the dead-letter queue, once, and left the work queue
+    wait_for(lambda: messages_in("default.XQ") == 1, 30, "the dead letter")
+    assert messages_in("default") == 0
 
 
 def test_a_retry_is_not_lost_when_the_end_write_is_slower_than_the_backoff(worker, monkeypatch):
