@@ -12,10 +12,13 @@ worker processes, and stops it with them.
 
 import logging
 import os
+import signal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from dramatiq.middleware import Middleware
+
+from services.worker.orphans import die_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +47,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 def serve() -> int:
     """Serve the container's metrics until stopped (a Dramatiq fork process)."""
+    die_with_parent(signal.SIGTERM)
     server = ThreadingHTTPServer(_address(), _Handler)
     try:
         server.serve_forever()

@@ -13,6 +13,8 @@ import time
 
 from dramatiq.middleware import Middleware
 
+from services.worker.orphans import die_with_parent
+
 logger = logging.getLogger(__name__)
 
 DUPLICATE_WINDOW_SECONDS = 2.0
@@ -23,6 +25,7 @@ class GracefulStop(Middleware):
         previous = signal.getsignal(signal.SIGTERM)
         if not callable(previous):
             return  # not inside a Dramatiq worker process (e.g. tests)
+        die_with_parent(signal.SIGTERM)
         first = []
 
         def handler(signum, frame):
