@@ -31,6 +31,16 @@ HTTP_SCOPES = ("write", "admin")
 HTTP_CHOICES = (*HTTP_SCOPES, "none")
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 @dataclass
 class CatalogEntry:
     task: Task
@@ -87,12 +97,19 @@ class CatalogEntry:
             self._adapters[key] = pydantic.TypeAdapter(annotation)
         return self._adapters[key]
 
+    def json_schema(self, annotation: Any) -> dict[str, Any]:
+        """The JSON schema of values `validate` accepts for this annotation (OpenAPI uses it)."""
+        return self._adapter(annotation).json_schema(mode="validation")
+
     def validate(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         """Raise InvalidArguments unless args/kwargs bind to the signature with the right JSON types."""
         try:
             json.dumps([args, kwargs])
         except (TypeError, ValueError) as exc:
             raise InvalidArguments(f"arguments must be JSON: {exc}") from None
+        if _has_nul([args, kwargs]):
+            # PostgreSQL's jsonb cannot store U+0000; refused here, not as a database error.
+            raise InvalidArguments("arguments cannot contain the character U+0000 (\\u0000)")
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:

@@ -109,6 +109,12 @@ class TaskNotFound(NotFound):
     code = "task_not_found"
 
 
+class CursorNotFound(NotFound):
+    """The task a list cursor points at is gone, or not visible to this token."""
+
+    code = "cursor_not_found"
+
+
 class ScheduleNotFound(NotFound):
     """No such schedule."""
 

@@ -27,7 +27,8 @@ saving never moves them.
 """
 
 from datetime import UTC, datetime, timedelta, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
@@ -39,7 +40,16 @@ _DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _MICROSECOND = timedelta(microseconds=1)
 
 
+@cache
+def time_zone_names() -> frozenset[str]:
+    """The IANA names a schedule may use (the API's schema lists them)."""
+    return frozenset(available_timezones())
+
+
 def zone(name: str) -> ZoneInfo:
+    # Only the database's named zones: ZoneInfo also opens paths such as "posix/Europe/Paris".
+    if name not in time_zone_names():
+        raise InvalidSchedule(f"unknown time zone {name!r} (use an IANA name such as Europe/Paris)")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError):

@@ -7,31 +7,31 @@ Changes take effect in the running scheduler within SCHEDULER_POLL_SECONDS.
 """
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema
 from ninja.responses import Status
-from pydantic import ConfigDict, field_validator
+from pydantic import ConfigDict, WithJsonSchema
 
 from conveyor.errors import DeclaredInCode, InvalidSchedule, ScheduleExists, ScheduleNotFound
-from conveyor.scheduling import firing
-from conveyor.scheduling.models import NAME_PATTERN, Fire, Schedule, ScheduleOrigin
+from conveyor.scheduling import firing, triggers
+from conveyor.scheduling.models import NAME_PATTERN, Fire, FireOutcome, Schedule, ScheduleOrigin
 from services.web.auth import require
+from services.web.datetimes import AwareDateTime
 from services.web.schemas import ERRORS, TaskOut, task_location, task_out
 
 router = Router(tags=["schedules"])
 
-
-def _aware(value):
-    if value is not None and value.tzinfo is None:
-        raise ValueError("needs a time zone offset, e.g. 2026-01-01T08:00:00Z")
-    return value
+# The schema lists the names the server accepts (conveyor.scheduling.triggers.zone checks them).
+TimeZoneName = Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(triggers.time_zone_names())})]
 
 
 class ScheduleFields(Schema):
-    model_config = ConfigDict(extra="forbid")
+    # strict: JSON types as the schema states them (false is not 0, "5" is not 5);
+    # unknown fields are refused, never ignored.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     task: str | None = Field(default=None, max_length=200, description="Catalog name, e.g. demo.tasks.add")
     args: list[Any] | None = None
@@ -41,19 +41,14 @@ class ScheduleFields(Schema):
     cron: str | None = Field(
         default=None, max_length=200, description="Crontab 'min hour day month weekday' (0 and 7 = Sunday)"
     )
-    timezone: str | None = Field(default=None, max_length=64, description="IANA name for cron; default UTC")
+    timezone: TimeZoneName | None = Field(default=None, description="IANA name for cron; default UTC")
     interval_seconds: int | None = Field(default=None, ge=1, le=366 * 86400, description="Instead of cron")
-    start_at: datetime | None = Field(default=None, description="Interval anchor; default: next whole second")
+    start_at: AwareDateTime | None = Field(default=None, description="Interval anchor; default: next whole second")
     enabled: bool | None = None
     coalesce: bool | None = Field(default=None, description="After downtime run once, not once per missed time")
     misfire_grace_seconds: int | None = Field(
         default=None, ge=0, description="Skip fire times later than this; null = no limit"
     )
-
-    @field_validator("start_at")
-    @classmethod
-    def _aware_start(cls, value):
-        return _aware(value)
 
 
 class ScheduleIn(ScheduleFields):
@@ -84,7 +79,7 @@ class ScheduleOut(Schema):
 
 class FireOut(Schema):
     fire_time: datetime
-    outcome: str
+    outcome: FireOutcome
     manual: bool
     missed_before: int
     task_id: str | None
@@ -252,7 +247,7 @@ def run_schedule(request: HttpRequest, response: HttpResponse, name: str) -> Sta
 
 class FireFilters(Schema):
     limit: int = Field(default=50, ge=1, le=500)
-    outcome: str | None = None
+    outcome: FireOutcome | None = None
 
 
 @router.get("/{name}/fires", response={200: list[FireOut], **ERRORS}, summary="Recent fires of a schedule")

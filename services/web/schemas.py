@@ -1,17 +1,19 @@
 """Request and response shapes of the HTTP API (they make the OpenAPI schema)."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from ninja import Schema
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field
 
 from conveyor.core.models import TaskRecord
+from services.web.datetimes import AwareDateTime
 
 
 class TaskIn(Schema):
-    # Unknown fields (status, id, owner, attempts...) are refused, never ignored.
-    model_config = ConfigDict(extra="forbid")
+    # strict: JSON types as the schema states them (false is not 0, "5" is not 5);
+    # unknown fields (status, id, owner, attempts...) are refused, never ignored.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     task: str = Field(
         description="Catalog name, e.g. demo.tasks.add",
@@ -22,23 +24,16 @@ class TaskIn(Schema):
     kwargs: dict[str, Any] = Field(default_factory=dict)
     queue: str | None = Field(default=None, description="Defaults to the task's queue")
     priority: int | None = Field(default=None, ge=-100, le=100, description="-100..100, higher runs first")
-    run_after: datetime | None = Field(default=None, description="Do not start before (ISO 8601 with offset)")
-
-    @field_validator("run_after")
-    @classmethod
-    def _aware(cls, value):
-        if value is not None and value.tzinfo is None:
-            raise ValueError("run_after needs a time zone offset, e.g. 2026-01-01T08:00:00Z")
-        if value is not None:
-            try:
-                value.astimezone(UTC)  # 9999-12-31T23:59:59-14:00 is past the last datetime in UTC
-            except OverflowError:
-                raise ValueError("run_after is out of range") from None
-        return value
+    run_after: AwareDateTime | None = Field(
+        default=None,
+        description="Do not start before (RFC 3339 with offset); past the year 9999 in UTC means never",
+    )
 
 
 class BatchIn(Schema):
-    model_config = ConfigDict(extra="forbid")
+    # strict: JSON types as the schema states them (false is not 0, "5" is not 5);
+    # unknown fields are refused, never ignored.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     tasks: list[TaskIn] = Field(min_length=1, max_length=1000)
 

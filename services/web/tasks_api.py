@@ -4,22 +4,20 @@ State changes (cancel, retry) go through conveyor.states, which decides what is 
 errors carry their own HTTP status (conveyor.errors).
 """
 
-import base64
-import binascii
 import uuid
-from datetime import datetime
 
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Header, Query, Router, Schema
 from ninja.responses import Status
 
 from conveyor import catalog, states, submission
 from conveyor.core.models import TaskRecord, TaskStatus
-from conveyor.errors import ConveyorError, InvalidRequest, TaskNotFound
+from conveyor.errors import ConveyorError, CursorNotFound, TaskNotFound
 from conveyor.status import status_group
 from services.web.auth import require, require_runnable, visible_tasks
 from services.web.schemas import ERRORS, BatchIn, BatchOut, TaskIn, TaskOut, TaskPage, task_location, task_out
+from services.web.task_schemas import NO_NUL
 
 router = Router(tags=["tasks"])
 
@@ -44,7 +42,19 @@ def _prepare(request: HttpRequest, payload: TaskIn) -> TaskRecord:
 
 
 @router.post("", response={202: TaskOut, 200: TaskOut, **ERRORS}, summary="Submit a task")
-def submit_task(request: HttpRequest, response: HttpResponse, payload: TaskIn) -> Status:
+def submit_task(
+    request: HttpRequest,
+    response: HttpResponse,
+    payload: TaskIn,
+    idempotency_key: str | None = Header(
+        default=None,
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=IDEMPOTENCY_KEY_LENGTH,
+        pattern=NO_NUL,
+        description="Repeat the request with the same key: the task is created once",
+    ),
+) -> Status:
     """Accept one task. 202 means it is stored durably; it is published after commit.
 
     With an `Idempotency-Key` header, a repeat of the same request returns the
@@ -53,10 +63,7 @@ def submit_task(request: HttpRequest, response: HttpResponse, payload: TaskIn) -
     """
     require(request, "write")
     record = _prepare(request, payload)
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and not (0 < len(key) <= IDEMPOTENCY_KEY_LENGTH):
-        raise InvalidRequest(f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_LENGTH} characters")
-    submitted = submission.submit(record, owner=request.api_token, idempotency_key=key)
+    submitted = submission.submit(record, owner=request.api_token, idempotency_key=idempotency_key)
     response["Location"] = task_location(submitted.record)
     if not submitted.created:
         response["Idempotent-Replayed"] = "true"
@@ -95,20 +102,18 @@ class ListFilters(Schema):
     task: str | None = Field(default=None, max_length=200)
     queue: str | None = Field(default=None, max_length=100)
     limit: int = Field(default=50, ge=1, le=500, description="Tasks per page")
-    cursor: str | None = Field(default=None, max_length=500, description="next_cursor of the previous page")
+    cursor: uuid.UUID | None = Field(
+        default=None, description="next_cursor of the previous page (the id of its last task)"
+    )
 
 
-def _encode_cursor(record: TaskRecord) -> str:
-    raw = f"{record.enqueued_at.isoformat()}|{record.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+def _after(request: HttpRequest, cursor: uuid.UUID) -> Q:
+    """Tasks listed after the cursor's task: older, or as old with a smaller id (the list's order)."""
     try:
-        stamp, task_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(stamp), uuid.UUID(task_id)
-    except (ValueError, UnicodeError, binascii.Error):
-        raise InvalidRequest("invalid cursor; pass next_cursor from the previous page") from None
+        last = visible_tasks(request, TaskRecord.objects.all()).only("enqueued_at").get(id=cursor)
+    except TaskRecord.DoesNotExist:
+        raise CursorNotFound(f"no task {cursor} to continue after; start again without a cursor") from None
+    return Q(enqueued_at__lt=last.enqueued_at) | Q(enqueued_at=last.enqueued_at, id__lt=last.id)
 
 
 @router.get("", response={200: TaskPage, **ERRORS}, summary="List tasks")
@@ -124,14 +129,13 @@ def list_tasks(request: HttpRequest, filters: Query[ListFilters]) -> dict:
     if filters.queue:
         queryset = queryset.filter(queue_name=filters.queue)
     if filters.cursor:
-        stamp, task_id = _decode_cursor(filters.cursor)
-        queryset = queryset.filter(Q(enqueued_at__lt=stamp) | Q(enqueued_at=stamp, id__lt=task_id))
+        queryset = queryset.filter(_after(request, filters.cursor))
     records = list(queryset.order_by("-enqueued_at", "-id")[: filters.limit + 1])
     more = len(records) > filters.limit
     records = records[: filters.limit]
     return {
         "items": [task_out(r, summary=True) for r in records],
-        "next_cursor": _encode_cursor(records[-1]) if more else None,
+        "next_cursor": str(records[-1].id) if more else None,
     }
 
 
