@@ -145,6 +145,8 @@ CONVEYOR_MAX_UPLOAD_BYTES = env.int("CONVEYOR_MAX_UPLOAD_BYTES", default=10 * 10
 # pixels. Uploads over this many pixels are refused (400), and workers decode no more.
 CONVEYOR_MAX_IMAGE_PIXELS = env.int("CONVEYOR_MAX_IMAGE_PIXELS", default=40_000_000)
 CONVEYOR_MAX_BATCH = 1000
+# Steps in one workflow (conveyor.workflows): more is refused with 400 before anything is stored.
+CONVEYOR_WORKFLOW_MAX_STEPS = env.int("CONVEYOR_WORKFLOW_MAX_STEPS", default=10_000)
 
 # --- Broker and tasks ------------------------------------------------------------
 BROKER_URL = env.str("BROKER_URL", default="amqp://guest:guest@127.0.0.1:5672/%2F")

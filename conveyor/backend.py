@@ -24,6 +24,7 @@ from django.tasks.signals import task_enqueued
 from conveyor import catalog, submission
 from conveyor.core.models import TaskRecord, TaskSource, TaskStatus
 from conveyor.errors import TaskCancelled
+from conveyor.waiting import poll_until
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,6 +37,31 @@ class ConveyorTask(Task):
     # Exceptions that fail it at once, without retries (besides conveyor.errors.TaskRejected
     # and Django's SuspiciousOperation): retrying cannot fix them.
     throws: tuple[type[BaseException], ...] = ()
+
+    def s(self, *args: Any, **kwargs: Any) -> Any:
+        """A signature of this task for a workflow: `chain(add.s(1, 2), add.s(3))` (conveyor.workflows)."""
+        from conveyor.workflows.canvas import Signature
+
+        return Signature(self.module_path, args, kwargs, self.queue_name, self.priority)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConveyorTaskResult(TaskResult):
+    """Django's TaskResult, plus waiting for it: `add.enqueue(4, 6).wait(timeout=10).return_value`."""
+
+    def wait(self, timeout: float = 30.0) -> "ConveyorTaskResult":
+        """Until the task has finished (SUCCESSFUL, FAILED or CANCELLED), at most `timeout` seconds.
+
+        Raises TimeoutError when it has not. Reads the database again after growing pauses
+        (conveyor.waiting); do not call it inside the transaction that enqueued the task.
+        """
+        if not poll_until(lambda: self._refreshed().is_finished, timeout):
+            raise TimeoutError(f"task {self.id} is still {self.status} after {timeout}s")
+        return self
+
+    def _refreshed(self) -> "ConveyorTaskResult":
+        self.refresh()
+        return self
 
 
 _STATUS = {
@@ -60,7 +86,7 @@ def to_task_result(record: TaskRecord, task: Task) -> TaskResult:
     changes = {"queue_name": record.queue_name, "priority": record.priority}
     if record.run_after:
         changes["run_after"] = record.run_after
-    result = TaskResult(
+    result = ConveyorTaskResult(
         task=task.using(**changes),
         id=str(record.id),
         status=_STATUS[record.status],

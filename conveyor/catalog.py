@@ -31,6 +31,10 @@ HTTP_SCOPES = ("write", "admin")
 HTTP_CHOICES = (*HTTP_SCOPES, "none")
 
 
+# Stands for the value a workflow step receives from the step before it.
+_INJECTED = object()
+
+
 def _has_nul(value: Any) -> bool:
     if isinstance(value, str):
         return "\x00" in value
@@ -101,8 +105,12 @@ class CatalogEntry:
         """The JSON schema of values `validate` accepts for this annotation (OpenAPI uses it)."""
         return self._adapter(annotation).json_schema(mode="validation")
 
-    def validate(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
-        """Raise InvalidArguments unless args/kwargs bind to the signature with the right JSON types."""
+    def validate(self, args: Sequence[Any], kwargs: Mapping[str, Any], *, injected: bool = False) -> None:
+        """Raise InvalidArguments unless args/kwargs bind to the signature with the right JSON types.
+
+        injected: a workflow step that will receive the previous step's value as its first
+        argument; that argument is left free (and its type is not checked: it is not known yet).
+        """
         try:
             json.dumps([args, kwargs])
         except (TypeError, ValueError) as exc:
@@ -111,9 +119,10 @@ class CatalogEntry:
             # PostgreSQL's jsonb cannot store U+0000; refused here, not as a database error.
             raise InvalidArguments("arguments cannot contain the character U+0000 (\\u0000)")
         try:
-            bound = self.signature.bind(*args, **kwargs)
+            bound = self.signature.bind(*([_INJECTED] if injected else []), *args, **kwargs)
         except TypeError as exc:
-            raise InvalidArguments(f"{self.path}{self.signature}: {exc}") from None
+            given = " (after the value it receives from the step before it)" if injected else ""
+            raise InvalidArguments(f"{self.path}{self.signature}: {exc}{given}") from None
         problems = []
         for name, value in bound.arguments.items():
             annotation = self.hints.get(name)
@@ -127,6 +136,8 @@ class CatalogEntry:
             else:
                 items = [(None, value)]
             for sub, item in items:
+                if item is _INJECTED:
+                    continue
                 try:
                     # strict: "4" is not an int; the task gets exactly what was sent.
                     self._adapter(annotation).validate_python(item, strict=True)

@@ -75,6 +75,12 @@ class InvalidArguments(ClientError):
     code = "invalid_arguments"
 
 
+class InvalidWorkflow(ClientError):
+    """The workflow cannot be built; `details.step` says where, e.g. "workflow.chain[2].group[0]"."""
+
+    code = "invalid_workflow"
+
+
 class InvalidSchedule(ClientError, ValueError):
     """The schedule's timing cannot produce fire times."""
 
@@ -107,6 +113,12 @@ class TaskNotFound(NotFound):
     """No such task (or not one this token may see)."""
 
     code = "task_not_found"
+
+
+class WorkflowNotFound(NotFound):
+    """No such workflow (or not one this token may see)."""
+
+    code = "workflow_not_found"
 
 
 class CursorNotFound(NotFound):

@@ -43,6 +43,7 @@ from conveyor.core.models import TaskRecord, WorkerProcess
 from conveyor.errors import NotCancellable, NotRetryable, TaskNotFound
 from conveyor.publisher import publish_after_commit
 from conveyor.status import FINISHED_STATUSES, TaskStatus
+from conveyor.workflows import progress
 
 TABLE = TaskRecord._meta.db_table
 WORKERS = WorkerProcess._meta.db_table
@@ -115,10 +116,13 @@ def claim(task_ids: Sequence[str], worker: str) -> dict[str, Claimed]:
     given = {_key(task_id): task_id for task_id in task_ids}
     rows = _claim_rows(task_ids, worker)
     result = {}
-    for task_id, status, attempts, started_at, last_attempted_at, worker_ids, reason in rows:
+    ends = []  # workflow steps whose task ended here (gave up) or had ended (a repeated report)
+    for task_id, status, attempts, started_at, last_attempted_at, worker_ids, reason, step_id in rows:
         key = given[_key(task_id)]
         if status == TaskStatus.FAILED:
             result[key] = Claimed(Verdict.GAVE_UP, reason=reason)
+            if step_id is not None:
+                ends.append(progress.StepEnd(step_id, status, reason))
         else:
             started = Started(
                 attempts, sql.to_datetime(started_at), sql.to_datetime(last_attempted_at), sql.from_json(worker_ids)
@@ -126,14 +130,24 @@ def claim(task_ids: Sequence[str], worker: str) -> dict[str, Claimed]:
             result[key] = Claimed(Verdict.STARTED, started)
     missed = [task_id for task_id in task_ids if task_id not in result]
     if missed:
-        found = TaskRecord.objects.filter(id__in=missed).values_list("id", "status", "worker")
-        for task_id, status, running_on in found:
+        found = TaskRecord.objects.filter(id__in=missed).values_list(
+            "id", "status", "worker", "step_id", "failure_reason"
+        )
+        for task_id, status, running_on, step_id, reason in found:
             if status in FINISHED_STATUSES:
                 result[given[_key(task_id)]] = Claimed(Verdict.FINISHED)
+                if step_id is not None:
+                    ends.append(progress.StepEnd(step_id, status, reason))
             else:  # RUNNING on a live worker, or changed under us: ask again later
                 result[given[_key(task_id)]] = Claimed(Verdict.BUSY, worker=running_on)
         for task_id in missed:
             result.setdefault(task_id, Claimed(Verdict.MISSING))
+    if ends:
+        # The claim statement committed on its own (the hot path has no transaction); the
+        # workflow counts each step's end once (WorkflowStep.counted), so this also repairs
+        # an end whose report was lost (a process killed between its two commits).
+        with transaction.atomic():
+            progress.steps_ended(ends)
     return result
 
 
@@ -161,15 +175,20 @@ def finish(outcomes: Sequence[Outcome], worker: str) -> list[Outcome]:
     now = timezone.now()
     with transaction.atomic():
         finished = _finish_rows(outcomes, worker)
-        written = []
+        written, ends = [], []
         for outcome in outcomes:
             key = _key(outcome.task_id)
             if key in finished:
-                outcome.finished_at = sql.to_datetime(finished[key])
+                finished_at, step_id = finished[key]
+                outcome.finished_at = sql.to_datetime(finished_at)
                 written.append(outcome)
+                if step_id is not None and outcome.status != TaskStatus.READY:
+                    ends.append(progress.StepEnd(step_id, str(outcome.status), _why(outcome)))
         retries = [o.task_id for o in written if o.status == TaskStatus.READY]
         if retries:
             publish_after_commit(outbox.add_for(retries, now))
+        # A workflow's next steps are written with this end, or not at all (conveyor.workflows.progress).
+        progress.steps_ended(ends)
     return written
 
 
@@ -180,11 +199,20 @@ def status(task_id: Any) -> str | None:
 
 def dead_letter(task_id: Any, reason: str) -> bool:
     """The task's message went to the dead-letter queue: FAILED with the reason. False if it had finished."""
-    return bool(
-        TaskRecord.objects.filter(id=task_id, status__in=DEAD_LETTER_FROM).update(
+    with transaction.atomic():
+        step_ids = list(
+            TaskRecord.objects.select_for_update()
+            .filter(id=task_id, status__in=DEAD_LETTER_FROM)
+            .values_list("step_id", flat=True)
+        )
+        if not step_ids:
+            return False
+        TaskRecord.objects.filter(id=task_id).update(
             status=TaskStatus.FAILED, finished_at=timezone.now(), failure_reason=reason[:REASON_LENGTH], worker=None
         )
-    )
+        if step_ids[0] is not None:
+            progress.steps_ended([progress.StepEnd(step_ids[0], TaskStatus.FAILED, reason)])
+    return True
 
 
 def set_progress(task_id: Any, progress: Any) -> bool:
@@ -205,28 +233,47 @@ def cancel(task_id: Any, *, reason: str) -> TaskRecord:
         record.finished_at = timezone.now()
         record.failure_reason = reason[:REASON_LENGTH]
         record.save(update_fields=["status", "finished_at", "failure_reason"])
+        if record.step_id is not None:  # a workflow's step: the workflow ends CANCELLED
+            progress.steps_ended([progress.StepEnd(record.step_id, TaskStatus.CANCELLED, reason)])
     return record
 
 
 def cancel_many(task_ids: Iterable[Any], *, reason: str) -> int:
     """Cancel those of the tasks that are READY; returns how many were."""
-    return TaskRecord.objects.filter(id__in=list(task_ids), status__in=CANCELLABLE).update(
-        status=TaskStatus.CANCELLED, finished_at=timezone.now(), failure_reason=reason[:REASON_LENGTH]
-    )
+    task_ids = list(task_ids)
+    if not task_ids:
+        return 0
+    with transaction.atomic():
+        rows = list(
+            TaskRecord.objects.select_for_update()
+            .filter(id__in=task_ids, status__in=CANCELLABLE)
+            .order_by("id")
+            .values_list("id", "step_id")
+        )
+        TaskRecord.objects.filter(id__in=[task_id for task_id, _ in rows]).update(
+            status=TaskStatus.CANCELLED, finished_at=timezone.now(), failure_reason=reason[:REASON_LENGTH]
+        )
+        progress.steps_ended(
+            [progress.StepEnd(step_id, TaskStatus.CANCELLED, reason) for _, step_id in rows if step_id is not None]
+        )
+    return len(rows)
 
 
-def retry(task_id: Any) -> TaskRecord:
+def retry(task_id: Any, *, workflow_step: bool = False) -> TaskRecord:
     """FAILED or CANCELLED -> READY, published again after commit (same id; its errors are kept).
 
     The retry budget starts again (Dramatiq's retry count is reset). Raises TaskNotFound,
-    NotRetryable when the status does not allow it, and UnknownTask when the task is no
-    longer in the catalog (it could not run).
+    NotRetryable when the status does not allow it or the task is a workflow's step (the
+    workflow is retried instead: conveyor.workflows.progress.retry, which passes
+    workflow_step=True), and UnknownTask when the task is no longer in the catalog.
     """
     now = timezone.now()
     with transaction.atomic():
         record = _locked(task_id)
         if record.status not in RETRYABLE:
             raise NotRetryable(f"task is {record.status}; only FAILED or CANCELLED tasks can be retried")
+        if record.step_id is not None and not workflow_step:
+            raise NotRetryable("this task is a workflow's step: retry the workflow (POST /api/v1/workflows/<id>/retry)")
         catalog.get(record.task_path)
         record.status = TaskStatus.READY
         record.finished_at = None
@@ -241,6 +288,15 @@ def retry(task_id: Any) -> TaskRecord:
 
 
 # --- helpers ---------------------------------------------------------------------------
+
+
+def _why(outcome: Outcome) -> str:
+    """How a run failed, for its workflow's error: the exception and its message, else the reason."""
+    error = outcome.error or {}
+    if error.get("exception_class_path"):
+        message = error.get("message", "")
+        return f"{error['exception_class_path']}: {message}" if message else error["exception_class_path"]
+    return outcome.reason
 
 
 def _key(task_id: Any) -> str:
@@ -319,7 +375,8 @@ def _claim_sql(vendor: str, max_deaths: int) -> str:
         f"worker_ids = CASE WHEN {give_up} THEN t.worker_ids ELSE {worker_ids} END "
         f"WHERE {which} AND (t.status = '{ready}' OR ({takeover} AND t.worker IS NOT NULL AND NOT EXISTS "
         f"(SELECT 1 FROM {WORKERS} AS w WHERE w.id = t.worker AND {lease_ok}))) "
-        "RETURNING t.id, t.status, t.attempts, t.started_at, t.last_attempted_at, t.worker_ids, t.failure_reason"
+        "RETURNING t.id, t.status, t.attempts, t.started_at, t.last_attempted_at, t.worker_ids, t.failure_reason, "
+        "t.step_id"
     )
     if postgresql:
         return statement
@@ -327,8 +384,8 @@ def _claim_sql(vendor: str, max_deaths: int) -> str:
     return re.sub(r"\bt\.", "", statement).replace(f"{TABLE} AS t", TABLE)
 
 
-def _finish_rows(outcomes: Sequence[Outcome], worker: str) -> dict[str, Any]:
-    """{task id: finished_at} of the rows written."""
+def _finish_rows(outcomes: Sequence[Outcome], worker: str) -> dict[str, tuple[Any, int | None]]:
+    """{task id: (finished_at, step_id)} of the rows written."""
     statement = _finish_sql(connection.vendor)
     with connection.cursor() as cursor:
         if sql.is_postgresql():
@@ -345,7 +402,7 @@ def _finish_rows(outcomes: Sequence[Outcome], worker: str) -> dict[str, Any]:
                     worker,
                 ],
             )
-            return {_key(task_id): finished_at for task_id, finished_at in cursor.fetchall()}
+            return {_key(task_id): (finished_at, step_id) for task_id, finished_at, step_id in cursor.fetchall()}
         written = {}
         for o in outcomes:
             status = o.status.value if isinstance(o.status, TaskStatus) else o.status
@@ -357,8 +414,8 @@ def _finish_rows(outcomes: Sequence[Outcome], worker: str) -> dict[str, Any]:
                 [status, status, o.return_json, error, error, error, status, reason, run_after, o.retries]
                 + [sql.task_id(o.task_id), worker],
             )
-            for task_id, finished_at in cursor.fetchall():
-                written[_key(task_id)] = finished_at
+            for task_id, finished_at, step_id in cursor.fetchall():
+                written[_key(task_id)] = (finished_at, step_id)
         return written
 
 
@@ -379,7 +436,7 @@ def _finish_sql(vendor: str) -> str:
             "FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::int[]) "
             "AS v(id, status, value, error, reason, run_after, retries) "
             f"WHERE t.id = v.id AND t.status = '{running}' AND t.worker = %s "
-            "RETURNING t.id, t.finished_at"
+            "RETURNING t.id, t.finished_at, t.step_id"
         )
     return (
         f"UPDATE {TABLE} SET status = %s, "
@@ -391,5 +448,5 @@ def _finish_sql(vendor: str) -> str:
         f"finished_at = CASE WHEN %s = '{ready}' THEN NULL ELSE {now} END, "
         "failure_reason = %s, run_after = %s, retries = %s, worker = NULL "
         f"WHERE id = %s AND status = '{running}' AND worker = %s "
-        "RETURNING id, finished_at"
+        "RETURNING id, finished_at, step_id"
     )

@@ -42,7 +42,7 @@ def prepare(spec: TaskSpec) -> TaskRecord:
     """Validate a spec against the catalog; return the TaskRecord to insert (unsaved)."""
     entry = catalog.get(spec.task_path)
     entry.validate(spec.args, spec.kwargs)
-    queue_name = spec.queue_name or entry.task.queue_name
+    queue_name = entry.task.queue_name if spec.queue_name is None else spec.queue_name
     if queue_name not in settings.CONVEYOR_QUEUES:
         raise InvalidArguments(
             f"unknown queue {queue_name!r}; configured queues: {', '.join(settings.CONVEYOR_QUEUES)}"
@@ -59,13 +59,23 @@ def prepare(spec: TaskSpec) -> TaskRecord:
 
 
 def submit_many(
-    records: Sequence[TaskRecord], *, source: str = TaskSource.API, owner: ApiToken | None = None
+    records: Sequence[TaskRecord],
+    *,
+    source: str = TaskSource.API,
+    owner: ApiToken | None = None,
+    owner_id: int | None = None,
 ) -> Sequence[TaskRecord]:
-    """Insert prepared records and their outbox entries; publish after commit."""
+    """Insert prepared records and their outbox entries; publish after commit.
+
+    The owner is a token, or its id (a workflow's next steps, where only the id is at hand).
+    """
     now = timezone.now()
     for record in records:
         record.source = source
-        record.owner = owner
+        if owner is not None or owner_id is None:
+            record.owner = owner
+        else:
+            record.owner_id = owner_id
         record.enqueued_at = now
     entries = _insert(records, now)
     publish_after_commit(entries)

@@ -30,6 +30,12 @@ def add(x: int | float, y: int | float) -> int | float:
     return x + y
 
 
+@task(http="write")
+def total(values: list[int | float]) -> int | float:
+    """The sum of a list of numbers: a chord's callback (`chord(group(add.s(i, i) ...), total.s())`)."""
+    return sum(values)
+
+
 # Sends any mail to anyone: admin tokens only over HTTP (the feedback form enqueues it from Django).
 @task(queue_name="emails", max_retries=5, time_limit=60, http="admin")
 def send_email(to: str, subject: str, body: str) -> dict:

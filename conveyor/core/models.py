@@ -95,6 +95,10 @@ class TaskRecord(models.Model):
     # Set on tasks the scheduler fired: which schedule, for which fire time (see conveyor.scheduling).
     schedule_name = models.CharField(max_length=200, null=True, blank=True)
     fire_time = models.DateTimeField(null=True, blank=True)
+    # The workflow step it runs (a WorkflowStep id), if any. Not a foreign key and not
+    # indexed: the worker reads it back when it records an outcome (RETURNING), and an
+    # index would cost every task insert; the step points at its task for the other way.
+    step_id = models.BigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-enqueued_at", "-id"]
@@ -165,3 +169,4 @@ class OutboxEntry(models.Model):
 # Schedules and their fires live with the scheduling code; this import registers them
 # under this app label.
 from conveyor.scheduling.models import Fire, Schedule  # noqa: E402,F401
+from conveyor.workflows.models import Workflow, WorkflowStep  # noqa: E402,F401

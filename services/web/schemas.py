@@ -73,6 +73,9 @@ class TaskOut(Schema):
     worker_ids: list[str]
     schedule: str | None = Field(default=None, description="The schedule that fired this task, if any")
     fire_time: datetime | None = Field(default=None, description="The fire time it was fired for")
+    workflow: str | None = Field(
+        default=None, description="The workflow it is a step of (GET /api/v1/workflows/<id>); on a single task only"
+    )
 
 
 class TaskPage(Schema):

@@ -142,4 +142,15 @@ def install(openapi: dict[str, Any]) -> dict[str, Any]:
     )
     schemas["TaskIn"] = described
     schemas["JsonValue"] = JSON_VALUE
+    # A workflow's steps name tasks of the same catalog, on the configured queues. Their
+    # arguments are not described task by task: a step after another receives that step's
+    # value as its first argument, which depends on its place in the tree.
+    names = [e.path for e in http_tasks()]
+    for component in ("TaskNode", "TaskWorkflow"):
+        if component in schemas:
+            properties = schemas[component]["properties"]
+            properties["task"] = {"type": "string", "enum": names, "description": "Catalog name"}
+            properties["queue"] = queue_schema()
+            for key in ("args", "kwargs"):
+                properties[key] = _no_nul(properties[key])
     return openapi

@@ -14,12 +14,16 @@ from ninja.responses import Status
 from conveyor import catalog, states, submission
 from conveyor.core.models import TaskRecord, TaskStatus
 from conveyor.errors import ConveyorError, CursorNotFound, TaskNotFound
-from conveyor.status import status_group
+from conveyor.status import FINISHED_STATUSES, status_group
+from conveyor.waiting import poll_until
+from conveyor.workflows.models import WorkflowStep
 from services.web.auth import require, require_runnable, visible_tasks
 from services.web.schemas import ERRORS, BatchIn, BatchOut, TaskIn, TaskOut, TaskPage, task_location, task_out
 from services.web.task_schemas import NO_NUL
 
 router = Router(tags=["tasks"])
+# GET /api/v1/tasks/<id>?wait= holds one web thread at most this long.
+MAX_WAIT_SECONDS = 30
 
 IDEMPOTENCY_KEY_LENGTH = 200
 
@@ -85,9 +89,28 @@ def submit_batch(request: HttpRequest, payload: BatchIn) -> Status:
 
 
 @router.get("/{task_id}", response={200: TaskOut, **ERRORS}, summary="Get a task")
-def get_task(request: HttpRequest, task_id: str) -> dict:
+def get_task(
+    request: HttpRequest,
+    task_id: str,
+    wait: float = Query(
+        default=0,
+        ge=0,
+        le=MAX_WAIT_SECONDS,
+        description="Seconds to wait for the task to finish before answering (0..30): "
+        "the answer comes as soon as it has finished, or after this long with its current state",
+    ),
+) -> dict:
     require(request, "read")
-    return task_out(_get_visible(request, task_id))
+    record = _get_visible(request, task_id)
+    if wait and record.status not in FINISHED_STATUSES:
+        # Each read is its own query (this request holds no transaction): a commit by a worker is seen.
+        poll_until(lambda: TaskRecord.objects.filter(id=record.id, status__in=FINISHED_STATUSES).exists(), wait)
+        record = _get_visible(request, task_id)
+    out = task_out(record)
+    if record.step_id is not None:
+        workflow_id = WorkflowStep.objects.filter(id=record.step_id).values_list("workflow_id", flat=True).first()
+        out["workflow"] = None if workflow_id is None else str(workflow_id)
+    return out
 
 
 def _get_visible(request: HttpRequest, task_id: str) -> TaskRecord:

@@ -33,10 +33,27 @@ CONFIG = SchemathesisConfig.from_dict(
                 # cron range must go low to high ("5-3" is refused), a schedule's task and
                 # arguments are checked against the catalog together, and a PATCH is checked
                 # against the stored schedule it changes; an upload must be an image the
-                # server can decode. Every other check runs on these operations too.
-                "include-operation-id": ["create_schedule", "update_schedule", "upload_profile_picture"],
+                # server can decode; a workflow step after another receives that step's value
+                # as its first argument, so which arguments fit depends on the step's place
+                # in the tree. Every other check runs on these operations too.
+                "include-operation-id": [
+                    "create_schedule",
+                    "update_schedule",
+                    "upload_profile_picture",
+                    "submit_workflow",
+                ],
                 "checks": {"positive_data_acceptance": {"enabled": False}},
-            }
+            },
+            {
+                # Recursive bodies (chains of groups of chords): the coverage phase's boundary
+                # cases multiply with every level of nesting (thousands of requests, minutes);
+                # the fuzzing phase still runs every check on generated trees. Schemathesis's
+                # own generator can recurse past Python's limit on deep trees (a RecursionError
+                # in its strategy builder, seen at a few hundred examples): at most 40 here.
+                "include-operation-id": ["submit_workflow"],
+                "phases": {"coverage": {"enabled": False}},
+                "generation": {"max-examples": min(EXAMPLES, 40)},
+            },
         ],
     }
 )

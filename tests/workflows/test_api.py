@@ -1,0 +1,144 @@
+"""/api/v1/workflows: submit, read, cancel, retry; the same auth and ownership rules as tasks."""
+
+import json
+
+import pytest
+
+from conveyor.core.models import TaskRecord
+from conveyor.workflows.models import Workflow
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/workflows"
+CHAIN = {"chain": [{"task": "demo.tasks.add", "args": [1, 2]}, {"task": "demo.tasks.add", "args": [3]}]}
+
+
+def post(client, url, body=None):
+    return client.post(url, data=json.dumps(body if body is not None else {}), content_type="application/json")
+
+
+def test_a_chain_is_accepted_with_its_location_and_first_step_enqueued(api):
+    # When a chain is submitted
+    response = post(api, URL, CHAIN)
+    # Then 202 with its id, a Location, and its steps: the first has a READY task, the second waits
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert response["Location"] == f"{URL}/{body['id']}"
+    assert body["status"] == "READY"
+    assert [(s["position"], s["task"], s["status"]) for s in body["steps"]] == [
+        (0, "demo.tasks.add", "READY"),
+        (1, "demo.tasks.add", "WAITING"),
+    ]
+    assert TaskRecord.objects.get(id=body["steps"][0]["task_id"]).owner == api.token
+    # And it reads back the same, and its first task names it
+    assert api.get(response["Location"]).json()["steps"] == body["steps"]
+    assert api.get(f"/api/v1/tasks/{body['steps'][0]['task_id']}").json()["workflow"] == body["id"]
+
+
+def test_a_chord_over_http_has_its_members_and_callback(api):
+    body = {
+        "chord": {
+            "group": [{"task": "demo.tasks.add", "args": [i, i]} for i in range(3)],
+            "then": {"task": "demo.tasks.total"},
+        }
+    }
+    response = post(api, URL, body)
+    assert response.status_code == 202, response.content
+    assert [s["path"] for s in response.json()["steps"]][-1] == "workflow.chord.then"
+
+
+@pytest.mark.parametrize(
+    "body, step, code",
+    [
+        (
+            {"chain": [{"task": "demo.tasks.add", "args": [1, 2]}, {"task": "demo.tasks.nope"}]},
+            "workflow.chain[1]",
+            "unknown_task",
+        ),
+        (
+            {"chain": [{"task": "demo.tasks.add", "args": [1, 2]}, {"task": "demo.tasks.add", "args": [1, 2]}]},
+            "workflow.chain[1]",
+            "invalid_arguments",
+        ),
+        ({"group": [{"task": "demo.tasks.add", "args": [1, "x"]}]}, "workflow.group[0]", "invalid_arguments"),
+    ],
+)
+def test_a_bad_step_is_a_400_naming_it_and_nothing_is_created(api, body, step, code):
+    response = post(api, URL, body)
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert (error["code"], error["details"]["step"], error["details"]["code"]) == ("invalid_workflow", step, code)
+    assert not Workflow.objects.exists() and not TaskRecord.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"group": []},
+        {"chain": []},
+        {},
+        {"chain": [{"task": "demo.tasks.noop"}], "group": [{"task": "demo.tasks.noop"}]},
+    ],
+)
+def test_an_empty_or_shapeless_workflow_is_a_400(api, body):
+    response = post(api, URL, body)
+    assert response.status_code == 400, response.content
+    assert not Workflow.objects.exists()
+
+
+def test_too_many_steps_is_a_400(api, settings):
+    settings.CONVEYOR_WORKFLOW_MAX_STEPS = 3
+    response = post(api, URL, {"group": [{"task": "demo.tasks.noop"}] * 4})
+    assert response.status_code == 400
+    assert "more than 3 steps" in response.json()["error"]["message"]
+
+
+def test_a_step_the_token_may_not_run_is_a_403_and_nothing_is_created(api):
+    # Given a write token; When a workflow has a step only admins may run
+    body = {"chain": [{"task": "demo.tasks.noop"}, {"task": "conveyor.core.tasks.purge_finished_tasks", "args": []}]}
+    response = post(api, URL, body)
+    # Then 403, and nothing was stored
+    assert response.status_code == 403
+    assert not Workflow.objects.exists()
+
+
+def test_a_read_token_cannot_submit(client, make_token):
+    _, secret = make_token(("read",))
+    response = client.post(
+        URL, data=json.dumps(CHAIN), content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {secret}"
+    )
+    assert response.status_code == 403
+
+
+def test_another_token_does_not_see_the_workflow_but_an_admin_does(api, client, make_token):
+    # Given a workflow of one token
+    workflow_id = post(api, URL, CHAIN).json()["id"]
+    _, other = make_token(("read", "write"), name="other")
+    _, admin = make_token(("admin",), name="admin")
+    # When another token asks for it, or tries to cancel it; Then 404
+    assert client.get(f"{URL}/{workflow_id}", HTTP_AUTHORIZATION=f"Bearer {other}").status_code == 404
+    assert client.post(f"{URL}/{workflow_id}/cancel", HTTP_AUTHORIZATION=f"Bearer {other}").status_code == 404
+    # And an admin sees it
+    assert client.get(f"{URL}/{workflow_id}", HTTP_AUTHORIZATION=f"Bearer {admin}").status_code == 200
+
+
+def test_cancel_then_retry_over_http(api):
+    # Given a chain not yet started
+    workflow_id = post(api, URL, CHAIN).json()["id"]
+    # When it is cancelled; Then every step is CANCELLED
+    response = post(api, f"{URL}/{workflow_id}/cancel")
+    assert response.status_code == 200
+    assert [s["status"] for s in response.json()["steps"]] == ["CANCELLED", "CANCELLED"]
+    # And cancelling again is a 409
+    assert post(api, f"{URL}/{workflow_id}/cancel").status_code == 409
+    # When it is retried; Then it runs again from its first step (the same task, READY again)
+    response = post(api, f"{URL}/{workflow_id}/retry")
+    assert response.status_code == 202
+    assert [s["status"] for s in response.json()["steps"]] == ["READY", "WAITING"]
+    # And a running workflow cannot be retried
+    assert post(api, f"{URL}/{workflow_id}/retry").status_code == 409
+
+
+def test_an_unknown_workflow_is_a_404(api):
+    assert api.get(f"{URL}/00000000-0000-0000-0000-000000000000").json()["error"]["code"] == "workflow_not_found"
+    assert api.get(f"{URL}/not-a-uuid").status_code == 404
