@@ -230,6 +230,13 @@ def main():
                     for key, value in lat.items():
                         figures.add(f"latency.{key}", value)
                     counts["latency_tasks"] = lat["tasks"]
+            for rep in range(cfg.repeats if "latency" in cfg.phases else 0):
+                with guarded("workflows", system):
+                    log(f"workflows, repetition {rep + 1}/{cfg.repeats}")
+                    wf = conveyor_runs.workflows(system, cfg)
+                    counts["chord_members"] = wf.pop("chord_members")
+                    for key, value in wf.items():
+                        figures.add(f"workflow.{key}", value)
         finally:
             system.stop_workers()
 

@@ -40,6 +40,10 @@ class Config:
     # Latency at a steady rate.
     latency_rate: float = 200.0
     latency_seconds: float = 10.0
+    # Workflows (with the latency phase's workers): a chord of this many members, and a
+    # 10-step chain against 10 single tasks, each run this many times.
+    chord_members: int = 1000
+    chain_runs: int = 5
     # Horizontal scale: sleep(sleep_seconds) tasks, each run lasting about scale_seconds at the ideal rate.
     scale_processes: tuple = field(
         default_factory=lambda: tuple(int(p) for p in os.environ.get("BENCH_SCALE_PROCESSES", "1,2,4").split(","))

@@ -378,3 +378,56 @@ def scale(system, cfg, processes):
     finally:
         system.stop_workers()
     return {"rate": rate, "ideal": ideal, "efficiency": rate / ideal, "tasks": count, "workers_seen": seen}
+
+
+def workflows(system, cfg):
+    """Workflows, workers already up: a chord's fan-in at size, and a chain's cost per step at light load.
+
+    - chord: `chord_members` add(i, 0) members and total, from .enqueue() to the callback
+      finished (the workflow's created_at to its finished_at, both written by the database's clock);
+    - chain: 10 add steps, submit to last finished; against 10 single tasks a client runs one
+      after the other (each enqueued when it sees the previous one finished), the way it
+      would without chains. Each repeated `chain_runs` times; the median is reported.
+    """
+    from conveyor.core.models import TaskRecord
+    from conveyor.workflows import chain, chord, group
+    from conveyor.workflows.models import Workflow
+    from demo.tasks import add, total
+
+    def wait_workflow(workflow_id, timeout=300):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            row = Workflow.objects.filter(id=workflow_id).values("status", "created_at", "finished_at").get()
+            if row["finished_at"] is not None:
+                if row["status"] != "SUCCESSFUL":
+                    raise RuntimeError(f"workflow {workflow_id} ended {row['status']}")
+                return (row["finished_at"] - row["created_at"]).total_seconds() * 1000
+            time.sleep(0.002)
+        raise TimeoutError(f"workflow {workflow_id} did not finish in {timeout}s")
+
+    def wait_task(task_id, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            row = TaskRecord.objects.filter(id=task_id).values("status", "finished_at").get()
+            if row["finished_at"] is not None:
+                return
+            time.sleep(0.002)
+        raise TimeoutError(f"task {task_id} did not finish in {timeout}s")
+
+    system.reset()
+    members = cfg.n(cfg.chord_members, 50)
+    chord_ms = wait_workflow(chord(group(add.s(i, 0) for i in range(members)), total.s()).enqueue().id)
+    chains, singles = [], []
+    for _ in range(cfg.chain_runs):
+        chains.append(wait_workflow(chain(add.s(0, 0), *[add.s(1) for _ in range(9)]).enqueue().id))
+        began = time.perf_counter()
+        for _ in range(10):
+            wait_task(add.enqueue(0, 0).id)
+        singles.append((time.perf_counter() - began) * 1000)
+    chain_ms, singles_ms = statistics.median(chains), statistics.median(singles)
+    return {
+        "chord_ms": chord_ms,
+        "chord_members": members,
+        "chain10_ms": chain_ms,
+        "singles10_ms": singles_ms,
+    }

@@ -52,6 +52,9 @@ ROWS = [
     ("latency.finish_p50", "enqueue -> finished p50 @ {rate}/s", "ms"),
     ("latency.finish_p99", "enqueue -> finished p99 @ {rate}/s", "ms"),
     ("latency.finish_max", "enqueue -> finished max @ {rate}/s", "ms"),
+    ("workflow.chord_ms", "chord of {chord_members} add members + total, submit -> callback done", "ms"),
+    ("workflow.chain10_ms", "10-step chain, submit -> last step done (light load)", "ms"),
+    ("workflow.singles10_ms", "10 single tasks one after another, each awaited", "ms"),
     ("memory.web", "web process RSS (gunicorn worker)", "MB"),
     ("memory.worker", "worker process RSS (dramatiq worker)", "MB"),
 ]
@@ -146,6 +149,7 @@ def ratios(figures, cfg, skipped=None):
             ">= 0.9" if last else None,
             (lambda v: v >= 0.9) if last else None,
         )
+    ratio("10-step chain / 10 awaited single tasks (time)", "workflow.chain10_ms", "workflow.singles10_ms")
     single("worker RSS (MB)", "memory.worker", "<= 120", lambda v: v <= 120)
     single("web RSS (MB)", "memory.web", "<= 150", lambda v: v <= 150)
     return out
@@ -159,6 +163,7 @@ def table(result):
         "batch": cfg["batch_size"],
         "rate": f"{cfg['latency_rate']:.0f}",
         "growth_rows": f"{result.get('counts', {}).get('growth_rows', 0):,}",
+        "chord_members": f"{result.get('counts', {}).get('chord_members', 0):,}",
     }
     lines = []
     m = result["machine"]

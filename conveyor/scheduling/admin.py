@@ -17,7 +17,7 @@ class ScheduleAdmin(admin.ModelAdmin):
     search_fields = ("name", "task_path")
     readonly_fields = ("origin", "next_fire_time", "last_fire_time", "code_definition", "created_at", "updated_at")
     fieldsets = (
-        (None, {"fields": ("name", "task_path", "args", "kwargs", "queue_name", "priority", "enabled")}),
+        (None, {"fields": ("name", "task_path", "args", "kwargs", "queue_name", "priority", "workflow", "enabled")}),
         (
             "When",
             {
@@ -57,8 +57,9 @@ class ScheduleAdmin(admin.ModelAdmin):
     def run_now(self, request: HttpRequest, queryset: QuerySet) -> None:
         for schedule in queryset:
             try:
-                record = firing.run_now(schedule)
-                self.message_user(request, f"{schedule.name}: task {record.id} enqueued.", messages.SUCCESS)
+                result = firing.run_now(schedule)
+                started = f"task {result.task_id}" if result.task_id else f"workflow {result.workflow_id}"
+                self.message_user(request, f"{schedule.name}: {started} enqueued.", messages.SUCCESS)
             except ConveyorError as exc:
                 self.message_user(request, f"{schedule.name}: {exc}", messages.ERROR)
 

@@ -26,7 +26,7 @@ from django.db.models import Min
 from django.utils import timezone
 
 from conveyor import submission
-from conveyor.core.models import TaskRecord, TaskSource
+from conveyor.core.models import TaskSource
 from conveyor.errors import ConveyorError
 from conveyor.scheduling import triggers
 from conveyor.scheduling.models import Fire, FireOutcome, Schedule
@@ -48,6 +48,7 @@ class FireResult:
     missed: int = 0  # fire times not run, counted with this result
     task_id: object = None
     manual: bool = False
+    workflow_id: object = None  # a schedule whose target is a workflow
     committed_at: datetime | None = None
 
     @property
@@ -157,6 +158,8 @@ def _fire_schedule(pk: int, now: datetime) -> list[FireResult]:
 def _enqueue(schedule: Schedule, fire_time: datetime, *, missed_before: int = 0, manual: bool = False) -> FireResult:
     """Write the task and its Fire row in one savepoint; the unique key refuses a second fire."""
     try:
+        if schedule.workflow is not None:
+            return _start_workflow(schedule, fire_time, missed_before=missed_before, manual=manual)
         record = submission.prepare(task_spec(schedule))
     except ConveyorError as exc:
         if manual:
@@ -194,6 +197,38 @@ def _enqueue(schedule: Schedule, fire_time: datetime, *, missed_before: int = 0,
     )
 
 
+def _start_workflow(schedule: Schedule, fire_time: datetime, *, missed_before: int, manual: bool) -> FireResult:
+    """A schedule whose target is a workflow: the workflow and its Fire row, in one savepoint."""
+    from conveyor.workflows import canvas, plan, progress
+
+    compiled = plan.compile_tree(canvas.from_json(schedule.workflow))  # a ConveyorError is a FAILED fire
+    try:
+        with transaction.atomic():
+            workflow = progress.start(
+                compiled,
+                schedule.workflow,
+                source=TaskSource.SCHEDULER,
+                schedule_name=schedule.name,
+                fire_time=fire_time,
+            )
+            Fire.objects.create(
+                schedule=schedule,
+                fire_time=fire_time,
+                outcome=FireOutcome.ENQUEUED,
+                manual=manual,
+                missed_before=missed_before,
+                workflow=workflow,
+            )
+    except IntegrityError:
+        if manual:
+            raise
+        logger.warning("Schedule %s at %s was already fired; skipped", schedule.name, fire_time.isoformat())
+        return FireResult(schedule.name, fire_time, DUPLICATE, missed=missed_before)
+    return FireResult(
+        schedule.name, fire_time, FireOutcome.ENQUEUED, missed=missed_before, workflow_id=workflow.id, manual=manual
+    )
+
+
 def _record_missed(schedule: Schedule, fire_time: datetime, missed: int) -> FireResult:
     return _write_fire(schedule, fire_time, FireOutcome.MISSED, missed=missed, missed_before=missed - 1)
 
@@ -211,13 +246,11 @@ def _write_fire(
     return FireResult(schedule.name, fire_time, outcome, missed=missed)
 
 
-def run_now(schedule: Schedule) -> TaskRecord:
+def run_now(schedule: Schedule) -> FireResult:
     """Fire a schedule immediately ("run now"), whatever its timing; the cursor is untouched.
 
-    Raises a ConveyorError if the task cannot be built (unknown task, bad arguments).
-    Returns the TaskRecord.
+    Raises a ConveyorError if the task (or workflow) cannot be built (unknown task, bad
+    arguments). The result names the task, or the workflow, it started.
     """
     with transaction.atomic():
-        result = _enqueue(schedule, timezone.now(), manual=True)
-
-    return TaskRecord.objects.get(pk=result.task_id)
+        return _enqueue(schedule, timezone.now(), manual=True)

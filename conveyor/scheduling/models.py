@@ -37,7 +37,11 @@ class ScheduleOrigin(models.TextChoices):
 
 class Schedule(models.Model):
     name = models.CharField(max_length=200, unique=True, validators=[RegexValidator(NAME_PATTERN)])
-    task_path = models.CharField(max_length=200, help_text="Catalog name, e.g. demo.tasks.send_daily_digest")
+    task_path = models.CharField(
+        max_length=200, blank=True, help_text="Catalog name, e.g. demo.tasks.send_daily_digest (or a workflow)"
+    )
+    # Instead of a task: a workflow in its HTTP form ({"chain": [...]}, conveyor.workflows.canvas).
+    workflow = models.JSONField(null=True, blank=True, help_text="Instead of a task: a workflow, as JSON")
     args = models.JSONField(default=list, blank=True)
     kwargs = models.JSONField(default=dict, blank=True)
     queue_name = models.CharField(max_length=100, blank=True, default="", help_text="Empty: the task's queue")
@@ -118,6 +122,15 @@ class Schedule(models.Model):
         self.trigger()
         if self.misfire_grace_seconds is not None and self.misfire_grace_seconds < 0:
             raise InvalidSchedule("misfire_grace_seconds must be >= 0")
+        if self.workflow is not None:
+            from conveyor.workflows import canvas, plan
+
+            if self.task_path or self.args or self.kwargs or self.queue_name or self.priority is not None:
+                raise InvalidSchedule("a schedule runs a task or a workflow: give the task's fields or `workflow`")
+            plan.compile_tree(canvas.from_json(self.workflow))
+            return
+        if not self.task_path:
+            raise InvalidSchedule("give the task to run (or a workflow)")
         submission.prepare(task_spec(self))
 
     def clean(self) -> None:
@@ -165,6 +178,10 @@ class Fire(models.Model):
         default=0, help_text="Earlier fire times, since the previous fire, that were not run (coalesced or too late)"
     )
     task = models.ForeignKey("conveyor.TaskRecord", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Or the workflow it started, for a schedule whose target is a workflow.
+    workflow = models.ForeignKey(
+        "conveyor.Workflow", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now, help_text="When the fire was committed")
 

@@ -37,5 +37,7 @@ class StrictJSONParser(Parser):
             return json.loads(request.body, parse_constant=_refuse_constant, parse_float=_number)
         except MalformedBody:
             raise
+        except RecursionError:  # valid JSON, nested deeper than Python's parser goes
+            raise MalformedBody("request body is not valid JSON: nested too deeply") from None
         except ValueError:
             raise MalformedBody("request body is not valid JSON") from None

@@ -15,12 +15,15 @@ from ninja import Field, Query, Router, Schema
 from ninja.responses import Status
 from pydantic import ConfigDict, WithJsonSchema
 
-from conveyor.errors import DeclaredInCode, InvalidSchedule, ScheduleExists, ScheduleNotFound
+from conveyor.core.models import TaskRecord
+from conveyor.errors import DeclaredInCode, ScheduleExists, ScheduleNotFound
 from conveyor.scheduling import firing, triggers
 from conveyor.scheduling.models import NAME_PATTERN, Fire, FireOutcome, Schedule, ScheduleOrigin
+from conveyor.workflows import handle
 from services.web.auth import require
 from services.web.datetimes import AwareDateTime
 from services.web.schemas import ERRORS, TaskOut, task_location, task_out
+from services.web.workflows_api import WorkflowOut, workflow_location, workflow_out
 
 router = Router(tags=["schedules"])
 
@@ -34,6 +37,11 @@ class ScheduleFields(Schema):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     task: str | None = Field(default=None, max_length=200, description="Catalog name, e.g. demo.tasks.add")
+    workflow: dict[str, Any] | None = Field(
+        default=None,
+        description="Instead of a task: a workflow, as POST /api/v1/workflows takes it "
+        '({"chain": [...]}, {"group": [...]} or {"chord": {...}})',
+    )
     args: list[Any] | None = None
     kwargs: dict[str, Any] | None = None
     queue: str | None = Field(default=None, max_length=100, description="Default: the task's queue")
@@ -53,12 +61,12 @@ class ScheduleFields(Schema):
 
 class ScheduleIn(ScheduleFields):
     name: str = Field(pattern=NAME_PATTERN, max_length=200)
-    task: str = Field(max_length=200, description="Catalog name, e.g. demo.tasks.add")
 
 
 class ScheduleOut(Schema):
     name: str
-    task: str
+    task: str | None = Field(description="The task it runs; null when it runs a workflow")
+    workflow: dict[str, Any] | None = Field(description="The workflow it runs; null when it runs a task")
     args: list[Any]
     kwargs: dict[str, Any]
     queue: str | None
@@ -83,6 +91,7 @@ class FireOut(Schema):
     manual: bool
     missed_before: int
     task_id: str | None
+    workflow_id: str | None = Field(default=None, description="The workflow it started, if it runs one")
     error: str
     created_at: datetime
 
@@ -90,7 +99,8 @@ class FireOut(Schema):
 def schedule_out(schedule):
     return {
         "name": schedule.name,
-        "task": schedule.task_path,
+        "task": schedule.task_path or None,
+        "workflow": schedule.workflow,
         "args": schedule.args,
         "kwargs": schedule.kwargs,
         "queue": schedule.queue_name or None,
@@ -113,6 +123,7 @@ def schedule_out(schedule):
 # API field -> model field; None in the payload clears the nullable ones.
 _FIELDS = {
     "task": "task_path",
+    "workflow": "workflow",
     "args": "args",
     "kwargs": "kwargs",
     "queue": "queue_name",
@@ -126,7 +137,7 @@ _FIELDS = {
     "misfire_grace_seconds": "misfire_grace_seconds",
 }
 _NOT_NULL = {
-    "task": None,
+    "task": "",
     "args": [],
     "kwargs": {},
     "queue": "",
@@ -141,8 +152,6 @@ def _apply(schedule, payload):
     for name in payload.model_fields_set & set(_FIELDS):
         value = getattr(payload, name)
         if value is None and name in _NOT_NULL:
-            if name == "task":
-                raise InvalidSchedule("task cannot be null")
             value = _NOT_NULL[name]
         setattr(schedule, _FIELDS[name], value)
     if "interval_seconds" in payload.model_fields_set and "start_at" not in payload.model_fields_set:
@@ -235,12 +244,16 @@ def delete_schedule(request, name: str):
     return Status(204, None)
 
 
-@router.post("/{name}/run", response={202: TaskOut, **ERRORS}, summary="Run a schedule now")
+@router.post("/{name}/run", response={202: TaskOut | WorkflowOut, **ERRORS}, summary="Run a schedule now")
 def run_schedule(request: HttpRequest, response: HttpResponse, name: str) -> Status:
-    """Enqueue its task once, now (even if disabled); its timing is unchanged. The task
-    records the schedule and the moment of the request as its fire time."""
+    """Enqueue its task (or start its workflow) once, now, even if disabled; its timing is
+    unchanged. The task records the schedule and the moment of the request as its fire time."""
     require(request, "admin")
-    record = firing.run_now(_get(name))
+    result = firing.run_now(_get(name))
+    if result.workflow_id is not None:
+        response["Location"] = workflow_location(result.workflow_id)
+        return Status(202, workflow_out(handle.get(result.workflow_id)))
+    record = TaskRecord.objects.get(id=result.task_id)
     response["Location"] = task_location(record)
     return Status(202, task_out(record))
 
@@ -264,6 +277,7 @@ def list_fires(request, name: str, filters: Query[FireFilters]):
             "manual": f.manual,
             "missed_before": f.missed_before,
             "task_id": str(f.task_id) if f.task_id else None,
+            "workflow_id": str(f.workflow_id) if f.workflow_id else None,
             "error": f.error,
             "created_at": f.created_at,
         }

@@ -136,7 +136,7 @@ def workflow_location(workflow_id: Any) -> str:
     return f"/api/v1/workflows/{workflow_id}"
 
 
-def _out(result: handle.WorkflowResult) -> dict[str, Any]:
+def workflow_out(result: handle.WorkflowResult) -> dict[str, Any]:
     return {
         "id": result.id,
         "status": result.status,
@@ -178,20 +178,20 @@ def submit_workflow(request: HttpRequest, response: HttpResponse, payload: Body[
         on_failure=FailurePolicy(payload.on_failure),
     )
     response["Location"] = workflow_location(workflow.id)
-    return Status(202, _out(handle.describe(workflow)))
+    return Status(202, workflow_out(handle.describe(workflow)))
 
 
 @router.get("/{workflow_id}", response={200: WorkflowOut, **ERRORS}, summary="Get a workflow")
 def get_workflow(request: HttpRequest, workflow_id: str) -> dict:
     require(request, "read")
-    return _out(handle.describe(_visible(request, workflow_id)))
+    return workflow_out(handle.describe(_visible(request, workflow_id)))
 
 
 @router.post("/{workflow_id}/cancel", response={200: WorkflowOut, **ERRORS}, summary="Cancel a workflow")
 def cancel_workflow(request: HttpRequest, workflow_id: str) -> dict:
     """Steps not started are cancelled, running ones finish, nothing after them starts; 409 once it ended."""
     require(request, "write")
-    return _out(handle.describe(progress.cancel(_visible(request, workflow_id).id)))
+    return workflow_out(handle.describe(progress.cancel(_visible(request, workflow_id).id)))
 
 
 @router.post("/{workflow_id}/retry", response={202: WorkflowOut, **ERRORS}, summary="Retry a workflow")
@@ -200,4 +200,4 @@ def retry_workflow(request: HttpRequest, response: HttpResponse, workflow_id: st
     require(request, "write")
     workflow = progress.retry(_visible(request, workflow_id).id)
     response["Location"] = workflow_location(workflow.id)
-    return Status(202, _out(handle.describe(workflow)))
+    return Status(202, workflow_out(handle.describe(workflow)))

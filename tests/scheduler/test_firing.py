@@ -137,7 +137,7 @@ def test_disabled_schedules_do_not_fire():
 
 def test_run_now_fires_once_outside_the_timing():
     schedule = interval_schedule()
-    record = firing.run_now(schedule)
+    record = TaskRecord.objects.get(id=firing.run_now(schedule).task_id)
     fire = Fire.objects.get()
     assert fire.manual and fire.task_id == record.id and record.schedule_name == "every-minute"
     schedule.refresh_from_db()

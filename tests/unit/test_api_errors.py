@@ -42,6 +42,16 @@ def test_an_integral_number_written_with_a_fraction_is_an_integer(api):
     assert (response.json()["priority"], response.json()["args"]) == (3, [0])
 
 
+@pytest.mark.parametrize("path", ["/api/v1/tasks", "/api/v1/workflows"])
+def test_a_body_nested_too_deeply_to_parse_is_malformed_json(api, path):
+    # Given valid JSON nested 100,000 levels deep (100 KB: under the body limit)
+    body = '{"task": "demo.tasks.add", "args": [' + "[" * 100_000 + "]" * 100_000 + "]}"
+    # When it is submitted; Then 400 malformed_json, not a RecursionError (500)
+    response = api.post(path, data=body, content_type="application/json")
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["error"]["code"] == "malformed_json"
+
+
 def test_a_huge_number_written_with_a_fraction_stays_a_float(api):
     # Given 1e308: integral, but beyond the integers a double holds exactly
     body = '{"task": "demo.tasks.add", "args": [1e308, 1.0]}'

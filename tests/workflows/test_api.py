@@ -142,3 +142,26 @@ def test_cancel_then_retry_over_http(api):
 def test_an_unknown_workflow_is_a_404(api):
     assert api.get(f"{URL}/00000000-0000-0000-0000-000000000000").json()["error"]["code"] == "workflow_not_found"
     assert api.get(f"{URL}/not-a-uuid").status_code == 404
+
+
+def test_an_admin_creates_a_schedule_that_runs_a_workflow(client, make_token):
+    _, admin = make_token(("admin",), name="admin")
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {admin}"
+    body = {"name": "wf-every-hour", "workflow": CHAIN, "interval_seconds": 3600}
+    response = post(client, "/api/v1/schedules", body)
+    assert response.status_code == 201, response.content
+    assert (response.json()["task"], response.json()["workflow"]) == (None, CHAIN)
+    run = post(client, "/api/v1/schedules/wf-every-hour/run")
+    assert run.status_code == 202, run.content
+    assert run["Location"].startswith("/api/v1/workflows/")
+    fires = client.get("/api/v1/schedules/wf-every-hour/fires").json()
+    assert fires[0]["workflow_id"] == run.json()["id"]
+
+
+def test_a_schedule_with_a_bad_workflow_is_a_400(client, make_token):
+    _, admin = make_token(("admin",), name="admin")
+    client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {admin}"
+    body = {"name": "bad", "workflow": {"group": []}, "interval_seconds": 3600}
+    response = post(client, "/api/v1/schedules", body)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_workflow"

@@ -154,3 +154,35 @@ def test_waiting_for_an_unfinished_task_times_out(stub_broker):
     result = noop.enqueue()
     with pytest.raises(TimeoutError):
         result.wait(timeout=0.1)
+
+
+def test_a_schedule_can_fire_a_workflow(stub_broker, stub_worker):
+    # Given a schedule whose target is a chain
+    from conveyor.scheduling import firing
+    from conveyor.scheduling.models import Fire, Schedule
+
+    schedule = Schedule.objects.create(
+        name="nightly-chain",
+        workflow={"chain": [{"task": "demo.tasks.add", "args": [4, 6]}, {"task": "demo.tasks.add", "args": [1]}]},
+        interval_seconds=3600,
+    )
+    schedule.validate_definition()
+    # When it fires
+    result = firing.run_now(schedule)
+    # Then a workflow started, recorded on the fire, which runs to its value
+    fire = Fire.objects.get(schedule=schedule)
+    assert fire.workflow_id == result.workflow_id and fire.task_id is None
+    workflow = Workflow.objects.get(id=result.workflow_id)
+    assert (workflow.schedule_name, workflow.source) == ("nightly-chain", "scheduler")
+    assert run_until_finished(stub_broker, stub_worker, workflow.id).return_value == 11
+
+
+def test_a_schedule_with_both_a_task_and_a_workflow_is_refused():
+    from conveyor.errors import InvalidSchedule
+    from conveyor.scheduling.models import Schedule
+
+    schedule = Schedule(
+        name="both", task_path="demo.tasks.noop", workflow={"chain": [{"task": "demo.tasks.noop"}]}, interval_seconds=60
+    )
+    with pytest.raises(InvalidSchedule, match="a task or a workflow"):
+        schedule.validate_definition()
