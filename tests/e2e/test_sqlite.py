@@ -50,3 +50,15 @@ def test_tasks_run_retry_and_fail_cleanly_on_sqlite(start_system, system_env, tm
     assert (task(flaky)["status"], task(flaky)["attempts"], task(flaky)["error_count"]) == ("SUCCESSFUL", 2, 1)
     assert task(unstorable)["status"] == "FAILED"
     assert task(unstorable)["errors"][-1]["exception_class_path"] == "conveyor.errors.UnstorableResult"
+    # And a chord runs to its callback on SQLite too (the workflow path has no PostgreSQL-only SQL)
+    body = {
+        "chord": {
+            "group": [{"task": "demo.tasks.add", "args": [i, i]} for i in range(5)],
+            "then": {"task": "demo.tasks.total"},
+        }
+    }
+    status, workflow, _ = http("POST", f"{system.base_url}/api/v1/workflows", body, token)
+    assert status == 202, workflow
+    url = f"{system.base_url}/api/v1/workflows/{workflow['id']}"
+    wait_for(lambda: http("GET", url, token=token)[1]["status"] == "SUCCESSFUL", 60, "the chord")
+    assert http("GET", url, token=token)[1]["return_value"] == 20
