@@ -77,6 +77,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 
 import conveyor.scheduling.admin  # noqa: E402,F401  (Schedule and Fire admin)
+import conveyor.workflows.admin  # noqa: E402,F401  (Workflow admin)
 
 # django-dramatiq's own task table duplicates ours and was not built for large tables.
 try:

@@ -99,8 +99,15 @@ def to_json(node: Node) -> dict[str, Any]:
     return {"chain": [to_json(p) for p in node.parts]}
 
 
-def from_json(data: Any, where: str = "workflow") -> Node:
+# Deeper trees are refused (conveyor.workflows.plan says the same); checked while reading,
+# so a deeply nested body never reaches Python's recursion limit.
+MAX_DEPTH = 64
+
+
+def from_json(data: Any, where: str = "workflow", depth: int = 0) -> Node:
     """A tree from its HTTP form; InvalidWorkflow names the node that is wrong."""
+    if depth > MAX_DEPTH:
+        raise InvalidWorkflow(f"{where}: nested more than {MAX_DEPTH} levels deep", {"step": where})
     if not isinstance(data, Mapping):
         raise InvalidWorkflow(f"{where}: expected an object with one of {', '.join(NODE_KINDS)}", {"step": where})
     kinds = [k for k in NODE_KINDS if k in data]
@@ -117,16 +124,16 @@ def from_json(data: Any, where: str = "workflow") -> Node:
         body = data["chord"]
         if not isinstance(body, Mapping) or set(body) != {"group", "then"}:
             raise InvalidWorkflow(f"{where}.chord: expected an object with exactly `group` and `then`", {"step": where})
-        header = Group(*_parts(body["group"], f"{where}.chord.group"))
-        return Chord(header, from_json(body["then"], f"{where}.chord.then"))
-    parts = _parts(data[kind], f"{where}.{kind}")
+        header = Group(*_parts(body["group"], f"{where}.chord.group", depth))
+        return Chord(header, from_json(body["then"], f"{where}.chord.then", depth + 1))
+    parts = _parts(data[kind], f"{where}.{kind}", depth)
     return Group(*parts) if kind == "group" else Chain(*parts)
 
 
-def _parts(items: Any, where: str) -> list[Node]:
+def _parts(items: Any, where: str, depth: int) -> list[Node]:
     if not isinstance(items, list):
         raise InvalidWorkflow(f"{where}: expected a list", {"step": where})
-    return [from_json(item, f"{where}[{i}]") for i, item in enumerate(items)]
+    return [from_json(item, f"{where}[{i}]", depth + 1) for i, item in enumerate(items)]
 
 
 def _signature_from_json(data: Mapping[str, Any], where: str) -> Signature:

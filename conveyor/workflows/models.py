@@ -66,7 +66,7 @@ class WorkflowStep(models.Model):
     id = models.BigAutoField(primary_key=True)
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="steps")
     position = models.PositiveIntegerField()  # 0.. in the order the steps were written
-    path = models.CharField(max_length=400)  # where it is in the tree, e.g. "chain[2].group[0]"
+    path = models.TextField()  # where it is in the tree, e.g. "workflow.chain[2].group[0]" (64 levels at most)
     task_path = models.CharField(max_length=200)
     args = models.JSONField(default=list, blank=True)
     kwargs = models.JSONField(default=dict, blank=True)

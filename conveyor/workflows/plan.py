@@ -18,10 +18,7 @@ from django.conf import settings
 
 from conveyor import catalog
 from conveyor.errors import ClientError, InvalidWorkflow
-from conveyor.workflows.canvas import Chain, Chord, Group, Node, Signature
-
-# Deeper trees are refused: nobody writes them, and each level is a recursion here.
-MAX_DEPTH = 64
+from conveyor.workflows.canvas import MAX_DEPTH, Chain, Chord, Group, Node, Signature
 
 
 @dataclass

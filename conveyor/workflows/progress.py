@@ -20,14 +20,15 @@ only the second sees `waiting` reach 0. A failure is idempotent (closing a close
 workflow does nothing), so a repeated report cannot cancel anything twice.
 """
 
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from conveyor import states, submission
+from conveyor import sql, states, submission
 from conveyor.core.models import ApiToken, TaskRecord, TaskSource
 from conveyor.errors import NotCancellable, NotRetryable, WorkflowNotFound
 from conveyor.status import TaskStatus
@@ -155,22 +156,85 @@ def steps_ended(ends: Sequence[StepEnd]) -> None:
     if not ends:
         return
     by_id = {e.step_id: e for e in ends}
-    owners = WorkflowStep.objects.filter(id__in=list(by_id)).values_list("workflow_id", flat=True).distinct()
-    open_workflows = list(Workflow.objects.select_for_update().filter(id__in=list(owners), status=OPEN).order_by("id"))
-    if not open_workflows:
-        return  # a report for an ended workflow (it failed or was cancelled meanwhile): nothing to do
-    steps = list(
-        WorkflowStep.objects.select_for_update()
-        .filter(id__in=list(by_id), workflow__in=open_workflows, counted=False)
+    # The open workflows of these steps, locked in id order, in one statement.
+    open_workflows = list(
+        Workflow.objects.select_for_update()
+        .filter(id__in=WorkflowStep.objects.filter(id__in=list(by_id)).values("workflow_id"), status=OPEN)
         .order_by("id")
     )
-    if not steps:
-        return
-    WorkflowStep.objects.filter(id__in=[s.id for s in steps]).update(counted=True)
+    if not open_workflows:
+        return  # a report for an ended workflow (it failed or was cancelled meanwhile): nothing to do
+    steps = _count_once(list(by_id), open_workflows)
     for workflow in open_workflows:
         mine = [s for s in steps if s.workflow_id == workflow.id]
         if mine:
             _advance(workflow, [(s, by_id[s.id]) for s in mine])
+
+
+def _count_once(step_ids: list[int], workflows: list[Workflow]) -> list[WorkflowStep]:
+    """Mark these steps counted, and return those that were not yet (one UPDATE ... RETURNING).
+
+    Raw SQL for the hot part of a fan-in: the ORM needs a locking SELECT and an UPDATE.
+    """
+    table = connection.ops.quote_name(WorkflowStep._meta.db_table)
+    pk = Workflow._meta.pk
+    statement = (
+        f"UPDATE {table} SET counted = %s WHERE id IN ({', '.join(['%s'] * len(step_ids))}) AND counted = %s "
+        f"AND workflow_id IN ({', '.join(['%s'] * len(workflows))}) "
+        'RETURNING id, workflow_id, position, "then", task_path, path'
+    )
+    params = [True, *step_ids, False, *(pk.get_db_prep_value(w.id, connection) for w in workflows)]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        rows = cursor.fetchall()
+    return [
+        WorkflowStep(
+            id=step_id,
+            workflow_id=_uuid(workflow_id),
+            position=position,
+            then=sql.from_json(then),
+            task_path=task_path,
+            path=path,
+        )
+        for step_id, workflow_id, position, then, task_path, path in sorted(rows)
+    ]
+
+
+def _count_down(workflow: Workflow, counts: Counter) -> list[WorkflowStep]:
+    """Subtract from `waiting` of the steps after those that ended; return those that reached 0 and wait."""
+    table = connection.ops.quote_name(WorkflowStep._meta.db_table)
+    cases = " ".join("WHEN %s THEN %s" for _ in counts)
+    statement = (
+        f"UPDATE {table} SET waiting = waiting - CASE position {cases} ELSE 0 END "
+        f"WHERE workflow_id = %s AND position IN ({', '.join(['%s'] * len(counts))}) "
+        "RETURNING id, position, waiting, state, input, args, kwargs, task_path, queue_name, priority"
+    )
+    params = [x for item in counts.items() for x in item]
+    params += [Workflow._meta.pk.get_db_prep_value(workflow.id, connection), *counts]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        rows = cursor.fetchall()
+    return [
+        WorkflowStep(
+            id=step_id,
+            workflow_id=workflow.id,
+            position=position,
+            waiting=waiting,
+            state=state,
+            input=sql.from_json(given),
+            args=sql.from_json(args),
+            kwargs=sql.from_json(kwargs),
+            task_path=task_path,
+            queue_name=queue_name,
+            priority=priority,
+        )
+        for step_id, position, waiting, state, given, args, kwargs, task_path, queue_name, priority in sorted(rows)
+        if waiting == 0 and state == StepState.WAITING
+    ]
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 def _advance(workflow: Workflow, ended: list[tuple[WorkflowStep, StepEnd]]) -> None:
@@ -190,16 +254,7 @@ def _advance(workflow: Workflow, ended: list[tuple[WorkflowStep, StepEnd]]) -> N
     workflow.remaining -= len(done)
     counts = Counter(p for s in done for p in s.then)
     if counts:
-        after = list(
-            WorkflowStep.objects.select_for_update().filter(workflow=workflow, position__in=list(counts)).order_by("id")
-        )
-        ready = []
-        for step in after:
-            step.waiting -= counts[step.position]
-            if step.waiting == 0 and step.state == StepState.WAITING:
-                ready.append(step)
-        WorkflowStep.objects.bulk_update(after, ["waiting"], batch_size=1000)
-        _start_steps(workflow, ready)
+        _start_steps(workflow, _count_down(workflow, counts))
     fields = ["remaining"]
     if workflow.remaining == 0:
         values = _values(workflow, positions(workflow.result))

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from ninja import Body, Router, Schema
 from ninja.responses import Status
-from pydantic import ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from conveyor import catalog
 from conveyor.errors import WorkflowNotFound
@@ -27,7 +27,10 @@ router = Router(tags=["workflows"])
 TASK_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
 
 
-class _Strict(Schema):
+class _Strict(BaseModel):
+    # pydantic's BaseModel, not ninja's Schema: Schema's wrap validator runs a model with
+    # extra="forbid" twice, which on a recursive model is 2^depth runs (a 30-level body held
+    # a web thread for minutes). Nothing here is read from the ORM, which is what Schema adds.
     model_config = ConfigDict(extra="forbid", strict=True)
 
 

@@ -123,6 +123,30 @@ def test_a_worker_killed_while_members_run_still_gives_exactly_one_callback(star
     assert TaskRecord.objects.filter(step_id__in=members.values("id"), attempts=2).count() >= 1
 
 
+def test_a_member_whose_worker_dies_after_its_side_effect_is_counted_once(start_system, token, tmp_path):
+    # Given two workers that know a task which, on its first run, does its side effect and
+    # then SIGKILLs its own worker process before its end can be recorded
+    system = start_system(
+        workers=2,
+        env={
+            "DJANGO_SETTINGS_MODULE": "tests.crashing.settings",
+            "CONVEYOR_WORKER_LEASE_SECONDS": "4",
+            "CONVEYOR_WORKER_HEARTBEAT_SECONDS": "1",
+        },
+    )
+    marker = tmp_path / "side-effects"
+    # When a chord has that task among its members
+    members = [*adds(5), {"task": "tests.crashing.tasks.record_then_die", "args": [str(marker), 100]}]
+    workflow_id = submit(system, token, {"chord": {"group": members, "then": {"task": "demo.tasks.total"}}})
+    keep_workers_running(system, lambda: Workflow.objects.get(id=workflow_id).status != "READY", timeout=120)
+    # Then the side effect happened twice (the member ran again), the callback once, with every value
+    assert len(marker.read_text().splitlines()) == 2
+    result = workflow(system, token, workflow_id)
+    assert (result["status"], result["return_value"]) == ("SUCCESSFUL", sum(2 * i for i in range(5)) + 100)
+    [callback] = callback_tasks(workflow_id)
+    assert callback.attempts == 1
+
+
 @pytest.fixture
 def private_rabbit():
     node = PrivateNode().start()

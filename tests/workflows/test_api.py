@@ -165,3 +165,40 @@ def test_a_schedule_with_a_bad_workflow_is_a_400(client, make_token):
     response = post(client, "/api/v1/schedules", body)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_workflow"
+
+
+def test_staff_read_and_cancel_a_workflow_in_the_admin(api, client):
+    from django.contrib.auth.models import User
+
+    # Given a running workflow and a superuser
+    workflow_id = post(api, URL, CHAIN).json()["id"]
+    User.objects.create_superuser("boss", "boss@example.com", "pw-123456")
+    client.defaults.pop("HTTP_AUTHORIZATION", None)
+    client.login(username="boss", password="pw-123456")
+    # When the admin shows it; Then its steps are listed
+    page = client.get(f"/admin/conveyor/workflow/{workflow_id}/change/")
+    assert page.status_code == 200 and b"workflow.chain[1]" in page.content
+    # When it is cancelled from the list; Then it is CANCELLED, through the same guarded change
+    client.post("/admin/conveyor/workflow/", {"action": "cancel", "_selected_action": [workflow_id]}, follow=True)
+    assert Workflow.objects.get(id=workflow_id).status == "CANCELLED"
+
+
+def nested(levels):
+    node = {"task": "demo.tasks.noop"}
+    for _ in range(levels):
+        node = {"chain": [node]}
+    return node
+
+
+def test_a_deeply_nested_workflow_is_read_in_linear_time(api):
+    # Given a chain nested 60 levels deep (validating it level by level twice, as a plain
+    # django-ninja Schema would, is 2^60 steps: this test would never end)
+    # When it is submitted; Then it is accepted
+    response = post(api, URL, nested(60))
+    assert response.status_code == 202, response.content[:300]
+
+
+def test_a_workflow_nested_deeper_than_64_levels_is_a_400(api):
+    response = post(api, URL, nested(100))
+    assert response.status_code == 400
+    assert "nested more than 64 levels" in response.json()["error"]["message"]

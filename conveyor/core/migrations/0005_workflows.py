@@ -46,7 +46,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(primary_key=True, serialize=False)),
                 ('position', models.PositiveIntegerField()),
-                ('path', models.CharField(max_length=400)),
+                ('path', models.TextField()),
                 ('task_path', models.CharField(max_length=200)),
                 ('args', models.JSONField(blank=True, default=list)),
                 ('kwargs', models.JSONField(blank=True, default=dict)),
