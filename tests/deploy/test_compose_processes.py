@@ -132,11 +132,12 @@ def test_scheduler_replicas_run_as_compose_says(host, running):
     replicas = [host.replica("scheduler", index) for index in (1, 2)]
     for replica in replicas:
         port = replica.env.get("SCHEDULER_METRICS_PORT")
-        if port and replica.index > 1:
-            # Each container has its own network namespace; on one host the second
-            # replica's metrics port must differ.
-            from tests.deploy.compose_processes import free_port
+        from tests.deploy.compose_processes import free_port, port_free
 
+        if port and (replica.index > 1 or not port_free(int(port))):
+            # Each container has its own network namespace; on one host the second
+            # replica's metrics port must differ, and so must the first's when another
+            # process (a `make dev` left running) holds it.
             replica.env["SCHEDULER_METRICS_PORT"] = str(free_port())
     services = [running(r) for r in replicas]
     # Then both pass the healthcheck compose runs
