@@ -91,13 +91,13 @@ def describe(workflow: Workflow) -> WorkflowResult:
     )
     steps = [
         WorkflowStepResult(
-            position, path, task_path, None if task_id is None else str(task_id), task_status or _no_task(state)
+            position, path, task_path, None if task_id is None else str(task_id), str(task_status or _no_task(state))
         )
         for position, path, task_path, task_id, state, task_status in rows
     ]
     return WorkflowResult(
         id=str(workflow.id),
-        status=shown_status(workflow.status, [s.status for s in steps]),
+        status=str(shown_status(workflow.status, [s.status for s in steps])),
         return_value=workflow.return_value,
         error=workflow.error,
         steps=steps,
@@ -115,4 +115,4 @@ def shown_status(stored: str, step_statuses: list[str]) -> str:
 
 def _no_task(state: str) -> str:
     # A step with no task is waiting for the steps before it, or was cancelled before it started.
-    return StepState.CANCELLED if state == StepState.CANCELLED else StepState.WAITING
+    return StepState.CANCELLED.value if state == StepState.CANCELLED else StepState.WAITING.value

@@ -120,7 +120,7 @@ def _step(signature: Signature, position: int, path: str, given: Any) -> StepPla
     if queue_name not in settings.CONVEYOR_QUEUES:
         raise InvalidWorkflow(
             f"{path}: unknown queue {queue_name!r}; configured queues: {', '.join(settings.CONVEYOR_QUEUES)}",
-            {"step": path},
+            {"step": path, "code": "unknown_queue"},
         )
     priority = entry.task.priority if signature.priority is None else signature.priority
     return StepPlan(position, path, signature, queue_name, priority, given, positions(given))

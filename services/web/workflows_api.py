@@ -11,18 +11,20 @@ from typing import Annotated, Any, Literal, Union
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from ninja import Body, Router, Schema
+from ninja import Body, Query, Router, Schema
 from ninja.responses import Status
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from conveyor import catalog
-from conveyor.errors import WorkflowNotFound
+from conveyor.errors import Forbidden, WorkflowNotFound
+from conveyor.waiting import poll_until
 from conveyor.workflows import canvas, handle, plan, progress
 from conveyor.workflows.models import FailurePolicy, Workflow
 from services.web.auth import require, require_runnable
 from services.web.schemas import ERRORS
 
 router = Router(tags=["workflows"])
+MAX_WAIT_SECONDS = 30  # as GET /api/v1/tasks/<id>?wait=
 
 TASK_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
 
@@ -172,7 +174,10 @@ def submit_workflow(request: HttpRequest, response: HttpResponse, payload: Body[
     root = canvas.from_json(body)
     compiled = plan.compile_tree(root)
     for step in compiled.steps:
-        require_runnable(request, catalog.get(step.signature.task_path))
+        try:
+            require_runnable(request, catalog.get(step.signature.task_path))
+        except Forbidden as exc:
+            raise Forbidden(f"{step.path}: {exc.message}", {"step": step.path}) from None
     workflow = progress.start(
         compiled,
         canvas.to_json(root),
@@ -185,9 +190,22 @@ def submit_workflow(request: HttpRequest, response: HttpResponse, payload: Body[
 
 
 @router.get("/{workflow_id}", response={200: WorkflowOut, **ERRORS}, summary="Get a workflow")
-def get_workflow(request: HttpRequest, workflow_id: str) -> dict:
+def get_workflow(
+    request: HttpRequest,
+    workflow_id: str,
+    wait: float = Query(
+        default=0,
+        ge=0,
+        le=MAX_WAIT_SECONDS,
+        description="Seconds to wait for the workflow to finish before answering (0..30)",
+    ),
+) -> dict:
     require(request, "read")
-    return workflow_out(handle.describe(_visible(request, workflow_id)))
+    workflow = _visible(request, workflow_id)
+    if wait and workflow.status == progress.OPEN:
+        poll_until(lambda: not Workflow.objects.filter(id=workflow.id, status=progress.OPEN).exists(), wait)
+        workflow = _visible(request, workflow_id)
+    return workflow_out(handle.describe(workflow))
 
 
 @router.post("/{workflow_id}/cancel", response={200: WorkflowOut, **ERRORS}, summary="Cancel a workflow")

@@ -181,7 +181,7 @@ class Lifecycle(Middleware):
             else:
                 outcome.status = TaskStatus.FAILED
                 throws = broker.get_actor(message.actor_name).options.get("throws") or ()
-                why = "not retryable" if isinstance(exception, throws) else f"after {outcome.retries} retries"
+                why = "not retryable" if isinstance(exception, throws) else f"after {started.attempts} attempt(s)"
                 outcome.reason = f"{_exception_path(exception)} {why}; dead-lettered to {message.queue_name}.XQ"[
                     : states.REASON_LENGTH
                 ]

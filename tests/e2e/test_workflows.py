@@ -201,6 +201,14 @@ def test_cancel_and_retry_over_http(start_system, token):
     assert TaskRecord.objects.get(id=first).attempts == 1
 
 
+def test_waiting_for_a_workflow_answers_when_it_ends(start_system, token):
+    system = start_system(workers=1)
+    workflow_id = submit(system, token, {"chain": [{"task": "demo.tasks.sleep", "args": [1]}]})
+    url = f"{system.base_url}/api/v1/workflows/{workflow_id}?wait=30"
+    status, body, _ = http("GET", url, token=token, timeout=40)
+    assert (status, body["status"], body["return_value"]) == (200, "SUCCESSFUL", 1)
+
+
 def test_waiting_for_a_task_answers_when_it_ends(start_system, token):
     system = start_system(workers=1)
     status, body, _ = http("POST", f"{system.base_url}/api/v1/tasks", {"task": "demo.tasks.sleep", "args": [1]}, token)

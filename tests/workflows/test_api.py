@@ -61,6 +61,11 @@ def test_a_chord_over_http_has_its_members_and_callback(api):
             "invalid_arguments",
         ),
         ({"group": [{"task": "demo.tasks.add", "args": [1, "x"]}]}, "workflow.group[0]", "invalid_arguments"),
+        (
+            {"chain": [{"task": "demo.tasks.add", "args": [1, 2], "queue": "nowhere"}]},
+            "workflow.chain[0]",
+            "unknown_queue",
+        ),
     ],
 )
 def test_a_bad_step_is_a_400_naming_it_and_nothing_is_created(api, body, step, code):
@@ -97,8 +102,9 @@ def test_a_step_the_token_may_not_run_is_a_403_and_nothing_is_created(api):
     # Given a write token; When a workflow has a step only admins may run
     body = {"chain": [{"task": "demo.tasks.noop"}, {"task": "conveyor.core.tasks.purge_finished_tasks", "args": []}]}
     response = post(api, URL, body)
-    # Then 403, and nothing was stored
+    # Then 403 naming the step, and nothing was stored
     assert response.status_code == 403
+    assert response.json()["error"]["details"]["step"] == "workflow.chain[1]"
     assert not Workflow.objects.exists()
 
 
@@ -202,3 +208,11 @@ def test_a_workflow_nested_deeper_than_64_levels_is_a_400(api):
     response = post(api, URL, nested(100))
     assert response.status_code == 400
     assert "nested more than 64 levels" in response.json()["error"]["message"]
+
+
+def test_waiting_for_a_workflow_answers_its_current_state_when_time_is_up(api):
+    # Given a workflow no worker runs here
+    workflow_id = post(api, URL, CHAIN).json()["id"]
+    # When a client waits a moment for it; Then it gets its state, still READY
+    assert api.get(f"{URL}/{workflow_id}?wait=0.2").json()["status"] == "READY"
+    assert api.get(f"{URL}/{workflow_id}?wait=31").status_code == 400
