@@ -87,9 +87,22 @@ def register(me: Identity, *, threads: int, queues: list[str]) -> None:
     )
 
 
-def renew(me: Identity) -> bool:
-    """Renew this worker's lease; False if its row is gone (it was declared dead: re-register)."""
-    return bool(WorkerProcess.objects.filter(id=me.id).update(seen_at=timezone.now()))
+def renew(me: Identity, running: list[dict] | None = None) -> bool | None:
+    """Renew this worker's lease (and report what it runs); whether an operator asked it to be quiet.
+
+    None if its row is gone (it was declared dead: re-register).
+    """
+    fields = {"seen_at": timezone.now()}
+    if running is not None:
+        fields["running"] = running
+    if not WorkerProcess.objects.filter(id=me.id).update(**fields):
+        return None
+    return bool(WorkerProcess.objects.filter(id=me.id).values_list("quiet", flat=True).first())
+
+
+def set_quiet(worker_id: str, quiet: bool = True) -> bool:
+    """Ask a worker process to take nothing new (or to take work again); False if it is gone."""
+    return bool(WorkerProcess.objects.filter(id=worker_id).update(quiet=quiet))
 
 
 def forget(me: Identity) -> None:

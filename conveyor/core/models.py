@@ -107,6 +107,13 @@ class TaskRecord(models.Model):
             models.Index(fields=["status_group", "-enqueued_at"], name="task_group_idx"),
             models.Index(fields=["owner", "-enqueued_at"], name="task_owner_idx"),
             models.Index(fields=["task_path", "-enqueued_at"], name="task_path_idx"),
+            # The dashboard's deferred tasks by due time. Partial, so only deferred and retried
+            # tasks pay for it; on status_group, not status, so starting a task stays a HOT update.
+            models.Index(
+                fields=["run_after"],
+                name="task_deferred_idx",
+                condition=Q(status_group=OPEN, run_after__isnull=False),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -138,12 +145,48 @@ class WorkerProcess(models.Model):
     queues = models.JSONField(default=list, blank=True)
     started_at = models.DateTimeField()
     seen_at = models.DateTimeField()
+    # An operator asked it to take nothing new (the dashboard's "quiet"); it finishes what it runs.
+    quiet = models.BooleanField(default=False)
+    # What it runs now, as its last heartbeat reported: [{"id", "task", "queue", "started_at"}].
+    running = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["hostname", "pid"]
 
     def __str__(self):
         return self.id
+
+
+class QueueState(models.Model):
+    """A queue's operator-set state: paused or not (conveyor.queues owns it).
+
+    A row exists once a queue was paused at least once; no row means running.
+    """
+
+    name = models.CharField(primary_key=True, max_length=100)
+    paused = models.BooleanField(default=False)
+    changed_at = models.DateTimeField()
+    changed_by = models.CharField(max_length=150, blank=True, default="")
+
+    def __str__(self):
+        return f"{self.name} ({'paused' if self.paused else 'running'})"
+
+
+class Throughput(models.Model):
+    """Runs a worker process ended in one time bucket, as its heartbeat reported them.
+
+    What the dashboard's processed/failed graph reads (conveyor.throughput): figures from
+    the database, so every web replica draws the same graph.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    at = models.DateTimeField(help_text="Start of the bucket")
+    worker = models.CharField(max_length=100)
+    processed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["at", "worker"], name="throughput_bucket_unique")]
 
 
 class OutboxEntry(models.Model):

@@ -144,7 +144,7 @@ class Recorder:
         """Renew this process's lease (the heartbeat calls it); re-register if it was declared dead."""
         from conveyor import workers
 
-        if self.me is not None and not workers.renew(self.me):
+        if self.me is not None and workers.renew(self.me) is None:
             logger.warning("This worker's row was gone (presumed dead); registering it again")
             workers.register(self.me, threads=self.slots.total, queues=self._queues)
 
