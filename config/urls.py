@@ -11,6 +11,7 @@ urlpatterns = [
     path("metrics", exposition.metrics_view),
     path("api/v1/", api.urls),
     path("admin/", admin.site.urls),
+    path("dashboard/", include("services.web.dashboard.urls")),
     path("demo/", include("demo.urls")),
 ]
 

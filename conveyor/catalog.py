@@ -210,6 +210,10 @@ def entries() -> list[CatalogEntry]:
     return sorted(_catalog.values(), key=lambda e: e.path)
 
 
+def exists(path: str) -> bool:
+    return path in _catalog
+
+
 def get(path: str) -> CatalogEntry:
     try:
         return _catalog[path]

@@ -21,7 +21,10 @@ class UnknownQueue(InvalidRequest):
 
 def _known(name: str) -> str:
     if name not in settings.CONVEYOR_QUEUES:
-        raise UnknownQueue(details={"queue": name, "allowed": list(settings.CONVEYOR_QUEUES)})
+        raise UnknownQueue(
+            f"no queue {name!r}; the queues are {', '.join(settings.CONVEYOR_QUEUES)}",
+            details={"queue": name, "allowed": list(settings.CONVEYOR_QUEUES)},
+        )
     return name
 
 

@@ -287,6 +287,64 @@ def retry(task_id: Any, *, workflow_step: bool = False) -> TaskRecord:
     return record
 
 
+def retry_many(task_ids: Iterable[Any]) -> tuple[int, dict[str, int]]:
+    """Retry those of the tasks that may be (as `retry`, in one transaction); (retried, {reason: count refused}).
+
+    Tasks that are not FAILED or CANCELLED, that are workflow steps, or whose task left
+    the catalog are left as they are and counted under the reason.
+    """
+    task_ids = list(task_ids)
+    refused: dict[str, int] = {}
+    if not task_ids:
+        return 0, refused
+    now = timezone.now()
+    with transaction.atomic():
+        records = list(TaskRecord.objects.select_for_update().filter(id__in=task_ids).order_by("id"))
+        chosen = []
+        for record in records:
+            if record.status not in RETRYABLE:
+                reason = f"task is {record.status}; only FAILED or CANCELLED tasks can be retried"
+            elif record.step_id is not None:
+                reason = "a workflow's step: retry the workflow"
+            elif not catalog.exists(record.task_path):
+                reason = f"{record.task_path} is no longer in the catalog"
+            else:
+                chosen.append(record)
+                continue
+            refused[reason] = refused.get(reason, 0) + 1
+        missing = len(task_ids) - len(records)
+        if missing:
+            refused["no such task"] = missing
+        if chosen:
+            TaskRecord.objects.filter(id__in=[record.id for record in chosen]).update(
+                status=TaskStatus.READY,
+                finished_at=None,
+                failure_reason="",
+                run_after=now,
+                retries=0,
+                worker_deaths=0,
+            )
+            publish_after_commit(outbox.add(chosen, now))
+    return len(chosen), refused
+
+
+def delete_finished(task_ids: Iterable[Any]) -> tuple[int, int]:
+    """Delete those of the tasks that are finished and not a workflow's step; (deleted, kept).
+
+    An open task keeps its record (its message would find nothing to run); a workflow's
+    step stays with its workflow, which the purge removes whole.
+    """
+    task_ids = list(task_ids)
+    if not task_ids:
+        return 0, 0
+    _, by_model = TaskRecord.objects.filter(
+        id__in=task_ids, status_group__in=FINISHED_STATUSES, step_id__isnull=True
+    ).delete()
+    # Only the task rows: delete() also counts what went with them (a pending outbox entry).
+    deleted = by_model.get(TaskRecord._meta.label, 0)
+    return deleted, len(task_ids) - deleted
+
+
 # --- helpers ---------------------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ from conveyor.queue_metrics import QueueCollector
 PATH = "/metrics"
 VIEW_LABEL = "metrics"
 
-_queues = QueueCollector()
+queue_collector = QueueCollector()  # shared with the dashboard (services/web/dashboard)
 _outbox = OutboxCollector()
 
 
@@ -36,6 +36,6 @@ def metrics_view(request):
         MultiProcessCollector(registry)
     else:
         registry.register(_ThisProcess())
-    registry.register(_queues)
+    registry.register(queue_collector)
     registry.register(_outbox)
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

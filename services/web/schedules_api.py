@@ -16,8 +16,8 @@ from ninja.responses import Status
 from pydantic import ConfigDict, WithJsonSchema
 
 from conveyor.core.models import TaskRecord
-from conveyor.errors import DeclaredInCode, ScheduleExists, ScheduleNotFound
-from conveyor.scheduling import firing, triggers
+from conveyor.errors import DeclaredInCode, ScheduleExists
+from conveyor.scheduling import control, firing, triggers
 from conveyor.scheduling.models import NAME_PATTERN, Fire, FireOutcome, Schedule, ScheduleOrigin
 from conveyor.workflows import handle
 from services.web.auth import require
@@ -160,11 +160,7 @@ def _apply(schedule, payload):
 
 
 def _get(name, lock=False):
-    queryset = Schedule.objects.select_for_update() if lock else Schedule.objects.all()
-    try:
-        return queryset.get(name=name)
-    except Schedule.DoesNotExist:
-        raise ScheduleNotFound(f"no schedule {name!r}") from None
+    return control.get(name, lock=lock)
 
 
 @router.get("", response={200: list[ScheduleOut], **ERRORS}, summary="List schedules")
@@ -210,12 +206,7 @@ def update_schedule(request, name: str, payload: ScheduleFields):
 
 
 def _set_enabled(name, enabled):
-    with transaction.atomic():
-        schedule = _get(name, lock=True)
-        if schedule.enabled != enabled:
-            schedule.enabled = enabled
-            schedule.save()
-    return schedule_out(schedule)
+    return schedule_out(control.set_enabled(name, enabled))
 
 
 @router.post("/{name}/enable", response={200: ScheduleOut, **ERRORS}, summary="Enable a schedule")

@@ -1,0 +1,63 @@
+"""Who may see and who may act: Django's auth, staff only, with Conveyor's model permissions.
+
+- anonymous: redirected to the admin's login page, then back;
+- staff with `conveyor.view_taskrecord`: reads every page;
+- staff with `conveyor.change_taskrecord` too: sees and may use the action buttons.
+Anyone else gets 403. Every action is a POST, so Django's CSRF middleware guards it.
+"""
+
+from functools import wraps
+
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+VIEW = "conveyor.view_taskrecord"
+CHANGE = "conveyor.change_taskrecord"
+
+
+def may_view(user) -> bool:
+    return user.is_active and user.is_staff and user.has_perm(VIEW)
+
+
+def may_act(user) -> bool:
+    return may_view(user) and user.has_perm(CHANGE)
+
+
+def _forbidden(request: HttpRequest, why: str) -> HttpResponse:
+    return render(request, "dashboard/forbidden.html", {"why": why}, status=403)
+
+
+def viewer(view):
+    """A page: staff with the view permission."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path(), reverse("admin:login"))
+        if not may_view(request.user):
+            return _forbidden(request, "You need to be staff with the Conveyor task view permission.")
+        return view(request, *args, **kwargs)
+
+    return require_GET(wrapped)
+
+
+def operator(view):
+    """An action: a POST by staff with the change permission."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path(), reverse("admin:login"))
+        if not may_act(request.user):
+            return _forbidden(request, "You need the Conveyor task change permission to do this.")
+        return view(request, *args, **kwargs)
+
+    return require_POST(wrapped)
+
+
+def actor_name(request: HttpRequest) -> str:
+    """How an action names who did it (kept in reasons and queue states)."""
+    return f"{request.user.get_username()} (dashboard)"

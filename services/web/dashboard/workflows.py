@@ -1,0 +1,85 @@
+"""Workflows: the latest ones, and one with its steps; cancel and retry."""
+
+from django.contrib import messages
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
+
+from conveyor.errors import ConveyorError
+from conveyor.status import TaskStatus
+from conveyor.workflows import handle, progress
+from conveyor.workflows.models import Workflow
+from services.web.dashboard import access, filters
+
+PAGE_SIZE = 50
+
+
+@access.viewer
+def workflow_list(request: HttpRequest) -> HttpResponse:
+    status = request.GET.get("status", "")
+    queryset = Workflow.objects.select_related("owner").order_by("-created_at", "-id")
+    if status in TaskStatus.values:
+        queryset = queryset.filter(status=status)
+    before = request.GET.get("before", "")
+    if filters.is_uuid(before):
+        # Keyset: the workflows after that one in (created_at, id) descending order.
+        anchor = Workflow.objects.filter(id=before).values_list("created_at", flat=True).first()
+        if anchor is not None:
+            queryset = queryset.filter(Q(created_at__lt=anchor) | Q(created_at=anchor, id__lt=before))
+    rows = list(queryset[: PAGE_SIZE + 1])
+    next_url = ""
+    if len(rows) > PAGE_SIZE:
+        rows = rows[:PAGE_SIZE]
+        params = {"before": str(rows[-1].id), **({"status": status} if status else {})}
+        next_url = reverse("dashboard:workflows") + "?" + urlencode(params)
+    return render(
+        request,
+        "dashboard/workflows.html",
+        {
+            "rows": rows,
+            "status": status,
+            "statuses": TaskStatus.values,
+            "next_url": next_url,
+            "can_act": access.may_act(request.user),
+        },
+    )
+
+
+@access.viewer
+def workflow_detail(request: HttpRequest, workflow_id) -> HttpResponse:
+    workflow = Workflow.objects.select_related("owner").filter(id=workflow_id).first()
+    if workflow is None:
+        raise Http404("no such workflow")
+    result = handle.describe(workflow)
+    return render(
+        request,
+        "dashboard/workflow_detail.html",
+        {
+            "workflow": workflow,
+            "result": result,
+            "can_act": access.may_act(request.user),
+            "finished": result.is_finished,
+        },
+    )
+
+
+@access.operator
+def cancel(request: HttpRequest, workflow_id) -> HttpResponse:
+    try:
+        progress.cancel(workflow_id)
+        messages.success(request, "Workflow cancelled: steps not started will not start.")
+    except ConveyorError as exc:
+        messages.error(request, f"Not cancelled: {exc.message}")
+    return redirect("dashboard:workflow", workflow_id=workflow_id)
+
+
+@access.operator
+def retry(request: HttpRequest, workflow_id) -> HttpResponse:
+    try:
+        progress.retry(workflow_id)
+        messages.success(request, "Workflow retried from its failed steps.")
+    except ConveyorError as exc:
+        messages.error(request, f"Not retried: {exc.message}")
+    return redirect("dashboard:workflow", workflow_id=workflow_id)
