@@ -11,6 +11,8 @@
   message's age from RabbitMQ means taking the message (basic.get, then a requeue),
   which marks it redelivered and, on quorum queues, counts as a delivery: metrics never
   touch a queue's messages.
+* paused: from the database (conveyor.queues), 1 for a queue an operator paused, else 0,
+  for every configured queue, so an alert on a deep queue can tell "stuck" from "paused".
 
 The figures are read at most every CONVEYOR_QUEUE_METRICS_SECONDS per process and served
 from memory in between, so scraping /metrics often, or by anyone, cannot load the broker
@@ -34,6 +36,7 @@ from django.db.models import Q
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
+from conveyor import queues as queue_states
 from conveyor.core.models import TaskRecord
 from conveyor.status import OPEN, TaskStatus
 
@@ -50,6 +53,7 @@ class QueueFigures(NamedTuple):
     depth: dict[tuple[str, str], int]  # (queue, state) -> messages
     consumers: dict[str, int]  # queue -> consumers
     ages: dict[str, float]  # queue -> seconds its oldest due READY task has waited
+    paused: dict[str, int]  # queue -> 1 if an operator paused it, else 0
     seconds: float  # how long reading them took
 
 
@@ -109,8 +113,15 @@ class QueueCollector:
         )
         for queue, value in sorted(figures.ages.items()):
             age_family.add_metric([queue], value)
+        paused_family = GaugeMetricFamily(
+            "conveyor_queue_paused",
+            "1 if an operator paused the queue (workers start none of its tasks), else 0.",
+            labels=["queue"],
+        )
+        for queue, value in sorted(figures.paused.items()):
+            paused_family.add_metric([queue], value)
         up.add_metric([], 1)
-        yield from (messages, consumer_family, age_family, up)
+        yield from (messages, consumer_family, age_family, paused_family, up)
         yield GaugeMetricFamily(
             "conveyor_queue_collector_duration_seconds",
             "Time the last read of queue figures took.",
@@ -131,7 +142,9 @@ class QueueCollector:
         finally:
             connection.close()
         ages = oldest_waits(queues)
-        return QueueFigures(depth, consumers, ages, time.monotonic() - started)
+        paused = queue_states.paused()
+        flags = {queue: int(queue in paused) for queue in queues}
+        return QueueFigures(depth, consumers, ages, flags, time.monotonic() - started)
 
 
 def oldest_waits(queues: list[str], now: datetime | None = None) -> dict[str, float]:

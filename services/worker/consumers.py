@@ -17,10 +17,21 @@ Dramatiq's worker threads:
 - A message is acknowledged (or dead-lettered) only after its run's outcome is committed
   by the worker process's recorder (services/worker/recorder.py), which settles a whole
   batch at once: one `basic.ack` with `multiple` for the contiguous part of the batch.
+- While its queue is paused, or its process is quiet (the recorder's `holds`, set by the
+  heartbeat thread; services/worker/activity.py), a ClaimingConsumer starts nothing: it
+  gives back to RabbitMQ every message it holds and did not claim (a requeue: they are
+  ready again, for any worker) and cancels its subscription, so RabbitMQ delivers nothing
+  more to it and counts one consumer less. It keeps servicing its connection, so runs
+  already started end and are settled as usual. When the hold ends it subscribes again.
+  A given-back message comes back marked redelivered; for a READY task that changes
+  nothing (claim starts it), for a task running elsewhere the copy is parked instead of
+  acknowledged at once (see above), which costs a wait, never a second run. All pika
+  calls stay in the consumer's own thread: the heartbeat only flips the flags.
 
-The buffered consumers below are Dramatiq's RabbitMQ and stub consumers with two more
-calls: `drain()` returns the messages already delivered without waiting, and
-`settle()` acknowledges and rejects many messages at once, from any thread.
+The buffered consumers below are Dramatiq's RabbitMQ and stub consumers with more calls:
+`drain()` returns the messages already delivered without waiting, `settle()`
+acknowledges and rejects many messages at once, from any thread, and `unsubscribe()`,
+`subscribe()` and `idle()` serve a held consumer.
 """
 
 import logging
@@ -67,6 +78,7 @@ class BufferedRabbitmqConsumer(_RabbitmqConsumer):
         self.logger = logger
         self.known_tags: set[int] = set()
         self._deliveries: deque = deque()
+        self._tag: str | None = None  # the subscription (None while unsubscribed)
         try:
             self.connection = pika.BlockingConnection(parameters=broker.parameters)
             self.channel = self.connection.channel()
@@ -115,6 +127,9 @@ class BufferedRabbitmqConsumer(_RabbitmqConsumer):
         """
         if prefetch == self.prefetch:
             return
+        if self._tag is None:  # unsubscribed: the next subscribe() uses it
+            self.prefetch = prefetch
+            return
         try:
             self._pump(0)
             self.channel.basic_qos(prefetch_count=prefetch)
@@ -128,6 +143,40 @@ class BufferedRabbitmqConsumer(_RabbitmqConsumer):
         """Service the connection for up to `seconds`, returning early when a delivery comes."""
         if not self._deliveries:
             self._pump(seconds)
+
+    def unsubscribe(self, messages: Sequence[MessageProxy]) -> None:
+        """Give back `messages` (taken, never claimed) and whatever else was delivered, and cancel
+        the subscription: RabbitMQ delivers nothing more here, and shows them ready, until subscribe()."""
+        if self._tag is None:
+            return
+        try:
+            # Cancel first, so what is given back cannot be delivered here again; pika
+            # requeues what arrived and was not dispatched to us yet.
+            self.channel.basic_cancel(self._tag)
+            self._tag = None
+            for message in messages:
+                if message._tag in self.known_tags:
+                    self.known_tags.discard(message._tag)
+                    self.channel.basic_nack(message._tag, requeue=True)
+            while self._deliveries:
+                method, _ = self._deliveries.popleft()
+                self.channel.basic_nack(method.delivery_tag, requeue=True)
+        except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError) as e:
+            raise ConnectionClosed(e) from None
+
+    def subscribe(self) -> None:
+        """Take deliveries again after unsubscribe()."""
+        if self._tag is not None:
+            return
+        try:
+            self.channel.basic_qos(prefetch_count=self.prefetch)
+            self._tag = self.channel.basic_consume(self.queue_name, self._on_delivery)
+        except (pika.exceptions.AMQPConnectionError, pika.exceptions.AMQPChannelError) as e:
+            raise ConnectionClosed(e) from None
+
+    def idle(self, seconds: float) -> None:
+        """Service the connection (settlements, heartbeats) for `seconds`, taking nothing."""
+        self._pump(seconds)
 
     def drain(self) -> list[MessageProxy]:
         """The messages already delivered, without waiting for more."""
@@ -202,6 +251,19 @@ class BufferedStubConsumer(_StubConsumer):
         for message in acks:
             self.ack(message)
 
+    def unsubscribe(self, messages: Sequence[MessageProxy]) -> None:
+        # Back at the end of the queue, as RabbitMQ's requeue would put them back (ready again).
+        for message in messages:
+            self.queue.put(message._message.encode())
+            self.queue.task_done()  # the get() that took it
+            self.prefetch_semaphore.release()
+
+    def subscribe(self) -> None:
+        pass  # the stub has no subscription: a held consumer just stops draining
+
+    def idle(self, seconds: float) -> None:
+        time.sleep(seconds)
+
 
 class ClaimingConsumer(Consumer):
     """Starts tasks in batches before Dramatiq sees them; see the module docstring."""
@@ -217,13 +279,21 @@ class ClaimingConsumer(Consumer):
         self._paused_until = 0.0
         self._backoff = CLAIM_BACKOFF_SECONDS
         self._base_prefetch = getattr(inner, "prefetch", 0)
+        self._held = False  # the queue is paused or the process quiet: unsubscribed, taking nothing
 
     def __iter__(self) -> "ClaimingConsumer":
         return self
 
     def __next__(self) -> MessageProxy | None:
-        if self._ready:
+        if self._ready:  # claimed already: RUNNING, so it runs, paused or not
             return self._ready.popleft()
+        if self.recorder.holds.holds(self.queue_name):
+            self._hold()
+            return None
+        if self._held:
+            logger.info("Taking tasks from %s again", self.queue_name)
+            self.inner.subscribe()
+            self._held = False
         slots = self.recorder.slots
         if self._base_prefetch and slots.total:
             # Short tasks: let RabbitMQ deliver further ahead (acks wait for a commit, and a
@@ -252,8 +322,22 @@ class ClaimingConsumer(Consumer):
             if first is not None:
                 self._waiting.append(first)
                 self._waiting.extend(self.inner.drain())
+        if self.recorder.holds.holds(self.queue_name):  # held while we waited for messages: claim none
+            self._hold()
+            return None
         self._claim()
         return self._ready.popleft() if self._ready else None
+
+    def _hold(self) -> None:
+        """Take nothing new: give back what was not claimed, unsubscribe, keep settling runs."""
+        if not self._held:
+            unclaimed = [message for _, message in self._parked] + list(self._waiting)
+            self._parked.clear()
+            self._waiting.clear()
+            self.inner.unsubscribe(unclaimed)
+            self._held = True
+            logger.info("Not taking tasks from %s (paused, or this worker is quiet)", self.queue_name)
+        self.inner.idle(IDLE_POLL_SECONDS)
 
     def _claim(self) -> None:
         now = time.monotonic()

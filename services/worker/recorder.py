@@ -12,7 +12,14 @@ One Recorder per worker process (the broker builds it). It owns:
   the previous commit was in flight in one statement (group commit: no added wait at
   light load, big batches under load), and then settles their messages: acknowledged,
   or dead-lettered, only once the outcome is committed. A write that fails is retried
-  (a database restart or failover); the messages wait, unacknowledged, meanwhile.
+  (a database restart or failover); the messages wait, unacknowledged, meanwhile;
+- what the heartbeat reports and reads back (services/worker/activity.py): `holds` (paused
+  queues, the quiet flag), `running` (claimed runs not yet ended) and `counts`. Counted,
+  once per run and only after its end is committed by this process: `processed`, every
+  run whose end was written (successful, failed for good, or failed and retried);
+  `failed`, those of them that did not succeed (an exception, retried or final; a return
+  value that cannot be stored; a run another middleware skipped). A run whose task was
+  taken over by another worker meanwhile is not written here, so not counted here.
 """
 
 import logging
@@ -26,6 +33,7 @@ from typing import Any
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 
 from conveyor import metrics
+from services.worker.activity import Counts, Holds, Running
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +123,9 @@ class Recorder:
     def __init__(self, broker: Any) -> None:
         self.broker = broker
         self.slots = Slots()
+        self.holds = Holds()
+        self.running = Running()
+        self.counts = Counts()
         self.me = None  # conveyor.workers.Identity, once started
         self._queues: list[str] = []
         self._pending: list[_Pending] = []
@@ -130,23 +141,34 @@ class Recorder:
 
     def start(self, threads: int, queues: Sequence[str]) -> None:
         # Late: django-dramatiq builds the broker, and so this, before the models are loaded.
+        from conveyor import queues as queue_states
         from conveyor import workers
 
         self.me = workers.identity()
         self._queues = list(queues)
         self._retrying(lambda: workers.register(self.me, threads=threads, queues=self._queues), "register")
+        # Before any consumer starts: a worker booting while a queue is paused takes nothing from it.
+        self.holds.paused = frozenset(self._retrying(queue_states.paused, "read the paused queues"))
         self.slots.set_total(threads)
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="conveyor-recorder", daemon=True)
         self._thread.start()
 
     def renew(self) -> None:
-        """Renew this process's lease (the heartbeat calls it); re-register if it was declared dead."""
+        """Renew this process's lease with what it runs now (the heartbeat calls it); re-register
+        if it was declared dead. Sets `holds.quiet` from the row."""
         from conveyor import workers
 
-        if self.me is not None and workers.renew(self.me) is None:
+        if self.me is None:
+            return
+        quiet = workers.renew(self.me, running=self.running.report())
+        if quiet is None:
             logger.warning("This worker's row was gone (presumed dead); registering it again")
             workers.register(self.me, threads=self.slots.total, queues=self._queues)
+            quiet = False  # a new row: nobody asked it to be quiet
+        if quiet != self.holds.quiet:
+            logger.info("An operator asked this worker to %s", "take nothing new" if quiet else "take work again")
+        self.holds.quiet = quiet
 
     def flush(self, timeout: float) -> bool:
         """Wait until every outcome handed over so far is written and settled."""
@@ -160,7 +182,7 @@ class Recorder:
         return True
 
     def stop(self, timeout: float = 30.0) -> None:
-        from conveyor import workers
+        from conveyor import throughput, workers
 
         if not self.flush(timeout):
             logger.warning("%d task outcomes could not be written before stopping", len(self._pending))
@@ -180,6 +202,13 @@ class Recorder:
         if self._thread is not None:
             self._thread.join(5.0)
         if self.me is not None:
+            # The heartbeat was told to stop before this (its after-hook runs before ours):
+            # the runs ended since its last beat are counted here, or they would be lost.
+            processed, failed = self.counts.take()
+            try:
+                throughput.add(self.me.id, processed, failed)
+            except DatabaseError as exc:
+                logger.warning("Could not count the last %d runs: %s", processed, exc)
             try:
                 workers.forget(self.me)
             except DatabaseError as exc:
@@ -216,7 +245,7 @@ class Recorder:
         claimed = self._write(lambda: states.claim(ids, self.me.id)) if ids else {}
         self.stats["claims"] += 1 if ids else 0
         self.stats["claimed"] += len(ids)
-        gone_hosts = set()
+        gone_hosts, runs = set(), []
         for message in first.values():
             result = claimed[message.message_id]
             verdict = result.verdict
@@ -224,6 +253,14 @@ class Recorder:
                 message._conveyor_started = result.started
                 message._conveyor_consumer = consumer
                 verdicts[id(message)] = "started"
+                runs.append(
+                    {
+                        "id": str(message.message_id),
+                        "task": message.actor_name,
+                        "queue": message.queue_name,
+                        "started_at": result.started.last_attempted_at,  # formatted by report()
+                    }
+                )
             elif verdict is states.Verdict.BUSY:
                 verdicts[id(message)] = "busy"
                 if result.worker and result.worker != self.me.id:
@@ -235,6 +272,7 @@ class Recorder:
                 metrics.DEAD_LETTERS.labels(reason=reason).inc()
                 logger.warning("Dead-lettered message %s (%s): %s", message.message_id, message.actor_name, reason)
                 verdicts[id(message)] = "dead"
+        self.running.started(runs)
         if gone_hosts:
             # A worker on this very host whose process is gone: its lease need not run out.
             dead = workers.gone_on_this_host(gone_hosts, self.me)
@@ -250,6 +288,7 @@ class Recorder:
         ids = [m.message_id for m in messages if getattr(m, "_conveyor_started", None) is not None]
         if not ids or self.me is None:
             return
+        self.running.ended(ids)
         try:
             states.release(ids, self.me.id)
         except DatabaseError as exc:
@@ -261,6 +300,7 @@ class Recorder:
     def finish(self, outcome: Any, message: Any, *, dead_letter: str | None = None, on_written: Any = None) -> None:
         """Hand over a run's outcome; its message is settled once the outcome is committed."""
         message._conveyor_outcome = outcome
+        self.running.ended([outcome.task_id])
         item = _Pending(outcome, message, getattr(message, "_conveyor_consumer", None), dead_letter, on_written)
         with self._cond:
             self._pending.append(item)
@@ -295,6 +335,7 @@ class Recorder:
 
     def _commit(self, batch: list[_Pending]) -> None:
         from conveyor import states
+        from conveyor.status import TaskStatus
 
         try:
             written = self._write(lambda: states.finish([p.outcome for p in batch], self.me.id), forever=True)
@@ -309,6 +350,8 @@ class Recorder:
         done = {id(o) for o in written}
         self.stats["commits"] += 1
         self.stats["outcomes"] += len(batch)
+        # Throughput (see the module docstring): only what this commit wrote, so each run once.
+        self.counts.add(len(written), sum(1 for o in written if o.status != TaskStatus.SUCCESSFUL))
         acks, nacks = {}, {}
         for item in batch:
             if getattr(item.message, "_conveyor_abandoned", False):

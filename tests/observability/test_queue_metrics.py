@@ -164,3 +164,31 @@ def test_a_broker_that_cannot_be_reached_reports_collector_down(settings):
     found = samples(QueueCollector())
     # Then it says so, instead of reporting empty queues
     assert found == {("conveyor_queue_collector_up", ()): 0}
+
+
+@pytest.mark.django_db
+def test_paused_gauge_is_one_for_a_paused_queue_and_zero_for_the_others(idle_queue, settings):
+    from conveyor import queues
+
+    _, queue = idle_queue
+    # Given two configured queues, one of them paused by an operator
+    other = f"{queue}_other"
+    settings.CONVEYOR_QUEUES = [queue, other]
+    queues.pause(queue, by="ops")
+    # When the collector reads the figures
+    found = samples(QueueCollector())
+    # Then the paused queue reads 1 and the other (never paused, no state row) reads 0
+    assert found[("conveyor_queue_paused", (("queue", queue),))] == 1
+    assert found[("conveyor_queue_paused", (("queue", other),))] == 0
+
+
+@pytest.mark.django_db
+def test_paused_gauge_returns_to_zero_after_a_resume(idle_queue):
+    from conveyor import queues
+
+    _, queue = idle_queue
+    # Given a queue that was paused and then resumed
+    queues.pause(queue)
+    queues.resume(queue)
+    # When the collector reads the figures; Then it is not paused
+    assert samples(QueueCollector())[("conveyor_queue_paused", (("queue", queue),))] == 0
