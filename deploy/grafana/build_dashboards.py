@@ -185,6 +185,14 @@ def overview():
         ],
         description="Worker processes subscribed (alert: ConveyorQueueWithoutConsumers).",
     )
+    p.panel(
+        "Paused queues",
+        [
+            target("max by (queue) (conveyor_queue_paused)", "{{queue}}"),
+        ],
+        description="1 while an operator has paused the queue in Conveyor's dashboard: no worker starts "
+        "its tasks, and the waiting alerts are silent for it (alert: ConveyorQueuePaused after an hour).",
+    )
     p.row("Workers")
     p.panel(
         "Workers online",
