@@ -54,12 +54,19 @@ class Config:
     growth_rows: int | None = field(
         default_factory=lambda: int(os.environ["BENCH_GROWTH_ROWS"]) if os.environ.get("BENCH_GROWTH_ROWS") else None
     )
+    # The dashboard phase: task rows loaded before its page timings (None: 1e6 x scale).
+    dashboard_rows: int | None = field(
+        default_factory=lambda: (
+            int(os.environ["BENCH_DASHBOARD_ROWS"]) if os.environ.get("BENCH_DASHBOARD_ROWS") else None
+        )
+    )
     # BENCH_PEERS=0: the drains phase runs Conveyor's drains only (quick before/after checks).
     peers: bool = field(default_factory=lambda: os.environ.get("BENCH_PEERS", "1") != "0")
-    # Which parts run: drains, submission, latency, scale, profile (py-spy on a worker; not by default).
+    # Which parts run: drains, submission, latency, scale, growth, dashboard, profile (py-spy on a
+    # worker; not by default).
     phases: tuple = field(
         default_factory=lambda: tuple(
-            os.environ.get("BENCH_PHASES", "drains,submission,latency,scale,growth").split(",")
+            os.environ.get("BENCH_PHASES", "drains,submission,latency,scale,growth,dashboard").split(",")
         )
     )
 

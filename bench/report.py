@@ -150,6 +150,12 @@ def ratios(figures, cfg, skipped=None):
             (lambda v: v >= 0.9) if last else None,
         )
     ratio("10-step chain / 10 awaited single tasks (time)", "workflow.chain10_ms", "workflow.singles10_ms")
+    single(
+        "dashboard: slowest list page p99, a million rows (ms)",
+        "dashboard.plain_p99_max",
+        "<= 500",
+        lambda v: v <= 500,
+    )
     single("worker RSS (MB)", "memory.worker", "<= 120", lambda v: v <= 120)
     single("web RSS (MB)", "memory.web", "<= 150", lambda v: v <= 150)
     return out
@@ -198,7 +204,31 @@ def table(result):
         met = {True: "yes", False: "NO", None: ""}[r["met"]]
         why = f"  ({r['why']})" if r.get("why") else ""
         lines.append(f"{r['label']:<52} {value:>10} {r['target'] or '':>10}  {met}{why}".rstrip())
+    if result.get("dashboard"):
+        lines += ["", *dashboard_table(result["dashboard"])]
     return "\n".join(lines)
+
+
+def dashboard_table(found):
+    """The dashboard phase's pages: p50 and p99 of sequential GETs, against each page's bound."""
+    lines = [
+        f"Dashboard with {found['rows']:,} task rows: {found['requests']} sequential GETs per page after"
+        f" {found['warmup']} warm-ups, logged in as staff (p99 of {found['requests']} = the slowest)"
+    ]
+    head = f"{'page':<40} {'p50 ms':>9} {'p99 ms':>9} {'bound':>8}  met"
+    lines += [head, "-" * len(head)]
+    for page in found["pages"]:
+        bound = f"<= {page['bound_ms']}"
+        if "error" in page:
+            lines.append(f"{page['name']:<40} {'-':>9} {'-':>9} {bound:>8}  ERROR: {page['error'][:80]}")
+            continue
+        met = "yes" if page["met"] else "NO"
+        note = "  (stopped by the statement timeout: answered 'too slow')" if page.get("too_slow") else ""
+        p50, p99 = _num(page["p50_ms"], "ms"), _num(page["p99_ms"], "ms")
+        lines.append(f"{page['name']:<40} {p50:>9} {p99:>9} {bound:>8}  {met}{note}")
+    if found.get("web_rss_mb"):
+        lines.append(f"web process RSS after the dashboard pages: {found['web_rss_mb']:.0f} MB")
+    return lines
 
 
 def write_json(result, path):

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from conveyor import throughput
 from conveyor.core.models import TaskRecord, TaskStatus
-from services.web.dashboard import counts
+from services.web.dashboard import counts, filters
 from tests.dashboard.conftest import failed_task, make_task
 
 pytestmark = pytest.mark.django_db
@@ -77,11 +77,23 @@ def test_the_overview_shows_exact_counts_below_the_bound_and_labelled_estimates_
 
 
 def test_the_task_list_marks_an_estimated_match_count(viewer, monkeypatch):
+    # Given more matches than one page holds and than are counted exactly
     monkeypatch.setattr(counts, "EXACT_UP_TO", 2)
+    monkeypatch.setattr(filters, "PAGE_SIZE", 2)
     for _ in range(3):
         failed_task()
     content = viewer.get(reverse("dashboard:tasks"), {"status": "FAILED"}).content.decode()
     assert re.search(r'id="matching">≈ \d+ task\(s\) match \(an estimate\)\.', content)
+
+
+def test_a_filter_whose_matches_fit_one_page_counts_them_exactly(viewer, monkeypatch):
+    # Given fewer matches than a page holds (even above the exact-count bound)
+    monkeypatch.setattr(counts, "EXACT_UP_TO", 2)
+    for _ in range(3):
+        failed_task()
+    # When the filtered list is shown; Then the page's own rows are the exact count
+    content = viewer.get(reverse("dashboard:tasks"), {"status": "FAILED"}).content.decode()
+    assert 'id="matching">3 task(s) match.' in content
 
 
 def test_the_overview_counts_each_status_apart(viewer):

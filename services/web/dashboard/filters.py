@@ -166,8 +166,9 @@ def after(queryset: QuerySet, cursor: str) -> QuerySet:
     return queryset.filter(Q(enqueued_at__lt=when) | Q(enqueued_at=when, id__lt=task_uuid))
 
 
-def page(queryset: QuerySet, cursor: str = "", size: int = PAGE_SIZE) -> tuple[list[TaskRecord], str]:
+def page(queryset: QuerySet, cursor: str = "", size: int | None = None) -> tuple[list[TaskRecord], str]:
     """One page in list order and the cursor of the next ('' on the last page)."""
+    size = size or PAGE_SIZE
     rows = list(after(queryset, cursor).order_by("-enqueued_at", "-id")[: size + 1])
     if len(rows) > size:
         return rows[:size], encode_cursor(rows[size - 1])
