@@ -9,9 +9,9 @@ WORKERS ?= 2
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 # The local-run targets (and migrate, which they run first) use DEBUG and its throwaway
 # secret key unless told otherwise; nothing else (tests, compose) inherits that.
-migrate dev token: export DJANGO_DEBUG ?= true
+migrate dev token superuser: export DJANGO_DEBUG ?= true
 
-.PHONY: help venv lock services dev-services migrate dev token lint format test test-unit bench clean env up down logs
+.PHONY: help venv lock services dev-services migrate dev token superuser lint format test test-unit bench clean env up down logs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ dev: venv migrate ## Run web (127.0.0.1:8000), WORKERS worker processes (default
 token: venv migrate ## Create an admin-scoped API token; the token is the last line
 	@$(BIN)/python manage.py create_token --name "make-token" --scope admin
 
+superuser: venv migrate ## Create a Django superuser (asks for name and password): the admin and the dashboard (/dashboard/)
+	$(BIN)/python manage.py createsuperuser
+
 lint: venv ## ruff: lint and check the formatting (no changes made)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -59,7 +62,7 @@ format: venv ## ruff: fix what can be fixed and format the code
 	$(BIN)/ruff format .
 
 test: venv lint ## Lint, then run the whole test suite (unit, integration against real RabbitMQ/PostgreSQL/Prometheus, end-to-end)
-	scripts/ensure-services.sh rabbitmq postgresql prometheus
+	scripts/ensure-services.sh rabbitmq postgresql prometheus browser
 	$(BIN)/pytest
 
 test-unit: venv ## Unit tests only (StubBroker; needs only PostgreSQL)

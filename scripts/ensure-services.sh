@@ -11,6 +11,8 @@
 #                DATABASE_URL names a local one (unset: SQLite, nothing to start)
 #   prometheus   the prometheus package (promtool; tests start their own server)
 #   wrk          the HTTP load generator (make bench)
+#   browser      Debian's chromium and chromium-driver (make test: tests/browser drive it
+#                with Selenium; the driver is given by path, nothing is downloaded)
 set -o errexit -o pipefail -o nounset
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -42,6 +44,10 @@ for what in "$@"; do
       ;;
     prometheus) command -v promtool >/dev/null 2>&1 || packages+=(prometheus) ;;
     wrk) command -v wrk >/dev/null 2>&1 || packages+=(wrk) ;;
+    browser)
+      command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+      command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)
+      ;;
     *) echo "ensure-services.sh: unknown service '$what'" >&2; exit 2 ;;
   esac
 done

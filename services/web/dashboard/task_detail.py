@@ -73,7 +73,7 @@ def task_detail(request: HttpRequest, task_id) -> HttpResponse:
             "kwargs": _pretty(record.kwargs),
             "return_value": _pretty(record.return_value) if record.return_value is not None else "",
             "progress": _pretty(record.progress) if record.progress is not None else "",
-            "errors": record.errors or [],
+            "errors": [{**error, "at": _moment(error.get("at"))} for error in record.errors or []],
             "timeline": timeline(record),
             "step": step,
             "queue_paused": record.queue_name in queues.paused(),
