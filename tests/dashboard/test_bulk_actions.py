@@ -221,3 +221,21 @@ def test_deleting_a_cancelled_task_whose_outbox_entry_is_pending_counts_one_task
     # Then one task is reported deleted, and none left alone
     assert not TaskRecord.objects.filter(id=record.id).exists()
     assert messages_of(response) == ["Deleted 1 task(s)."]
+
+
+@pytest.mark.parametrize("bad", [{"status": "FAILEDX"}, {"since": "not a time"}], ids=["status", "since"])
+def test_everything_matching_with_a_filter_that_is_not_valid_does_nothing(operator, bad):
+    # Given failed tasks of two kinds
+    one, other = failed_task("demo.tasks.fail"), failed_task("demo.tasks.add")
+    # When "everything matching" is posted with a filter part that is not valid (a stale or hand-made form)
+    response = operator.post(URL, {"action": "retry", "scope": "matching", "task": "demo.tasks.fail", **bad})
+    # Then nothing is retried (the filter is not widened by dropping that part), and the page says why
+    assert (status_of(one), status_of(other)) == (TaskStatus.FAILED, TaskStatus.FAILED)
+    assert messages_of(response)[0].startswith("Nothing done: the filter is not valid")
+
+
+def test_everything_matching_with_u0000_in_the_filter_is_a_400(operator):
+    one = failed_task("demo.tasks.fail")
+    response = operator.post(URL, {"action": "retry", "scope": "matching", "q": "\x00"})
+    assert response.status_code == 400
+    assert status_of(one) == TaskStatus.FAILED

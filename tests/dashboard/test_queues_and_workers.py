@@ -158,3 +158,31 @@ def test_what_a_worker_runs_links_to_the_task(viewer, worker):
     )
     row = worker_row(viewer.get(WORKERS).content.decode(), worker)
     assert f'href="{reverse("dashboard:task", args=[task_id])}"' in row
+
+
+@pytest.mark.parametrize("value", ["maybe", ""])
+def test_quiet_takes_only_true_or_false(operator, value):
+    # Given a live worker
+    process = WorkerProcess.objects.create(
+        id="host:abc:1", hostname="host", pid=1, started_at=timezone.now(), seen_at=timezone.now()
+    )
+    # When quiet is posted with another value
+    operator.post(reverse("dashboard:worker-quiet", args=[process.id]), {"quiet": value})
+    # Then the worker is left as it was
+    process.refresh_from_db()
+    assert process.quiet is False
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("dashboard:schedule-run", ["a\x00b"]),
+        ("dashboard:schedule-enabled", ["a\x00b"]),
+        ("dashboard:worker-quiet", ["a\x00b"]),
+    ],
+)
+def test_u0000_in_a_path_is_a_400_not_a_server_error(operator, name, args):
+    # When an action is posted for a name holding U+0000 (PostgreSQL's text cannot hold it)
+    response = operator.post(reverse(name, args=args), {"enabled": "true", "quiet": "true"})
+    # Then 400, not 500
+    assert response.status_code == 400

@@ -155,8 +155,20 @@ def test_an_active_filter_shows_how_many_match(viewer):
         ({"since": "yesterday-ish"}, "Filter ignored: since: not a date and time"),
         ({"until": "2026-13-45T99:00"}, "Filter ignored: until: not a date and time"),
         ({"owner": "alice"}, "Filter ignored: owner: a token id"),
+        # Found by a new-user run: each of these answered 500.
+        ({"since": "0001-01-01T00:00+05:00"}, "Filter ignored: since: not a date and time"),
+        ({"until": "9999-12-31T23:00-05:00"}, "Filter ignored: until: not a date and time"),
+        ({"owner": "99999999999999999999999"}, "Filter ignored: owner: a token id"),
     ],
-    ids=["status", "since", "until-out-of-range", "owner"],
+    ids=[
+        "status",
+        "since",
+        "until-out-of-range",
+        "owner",
+        "since-before-year-1-in-utc",
+        "until-past-9999-in-utc",
+        "owner-past-bigint",
+    ],
 )
 def test_an_invalid_filter_value_is_ignored_with_a_warning(viewer, params, warning):
     # Given two tasks
@@ -175,6 +187,14 @@ def test_a_valid_filter_next_to_an_invalid_one_still_applies(viewer):
     response, ids = shown(viewer, status="FAILED", since="garbage")
     assert ids == {str(failed.id)}
     assert "Filter ignored: since: not a date and time" in messages_of(response)
+
+
+@pytest.mark.parametrize("name", ["q", "task", "queue", "exception"])
+def test_u0000_in_a_filter_is_a_400_not_a_server_error(viewer, name):
+    # When the list is asked for with U+0000 in a filter (PostgreSQL's text cannot hold it)
+    response = viewer.get(URL, {name: "a\x00b"})
+    # Then 400, not 500
+    assert response.status_code == 400
 
 
 # --- keyset pages ---------------------------------------------------------------------------
@@ -249,7 +269,14 @@ def test_the_next_page_link_offers_a_way_back_to_the_newest(viewer):
 
 @pytest.mark.parametrize(
     "cursor",
-    ["garbage", "|", "2026-01-01T00:00:00+00:00|not-a-uuid", f"not-a-date|{uuid.uuid4()}", "2026-99-99T00:00|x"],
+    [
+        "garbage",
+        "|",
+        "2026-01-01T00:00:00+00:00|not-a-uuid",
+        f"not-a-date|{uuid.uuid4()}",
+        "2026-99-99T00:00|x",
+        f"9999-12-31T23:00-05:00|{uuid.uuid4()}",
+    ],
 )
 def test_a_garbage_cursor_answers_the_first_page(viewer, cursor):
     # Given two tasks

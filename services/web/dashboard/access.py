@@ -30,6 +30,22 @@ def _forbidden(request: HttpRequest, why: str) -> HttpResponse:
     return render(request, "dashboard/forbidden.html", {"why": why}, status=403)
 
 
+def _has_nul(request: HttpRequest, kwargs: dict) -> bool:
+    """U+0000 anywhere in the parameters: PostgreSQL's text cannot hold it, so no query may see it."""
+    values = [v for data in (request.GET, request.POST) for key in data for v in (key, *data.getlist(key))]
+    values += [v for v in kwargs.values() if isinstance(v, str)]
+    return any("\x00" in value for value in values)
+
+
+def _bad_request(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "dashboard/forbidden.html",
+        {"title": "400 Bad Request", "why": "A parameter contains U+0000."},
+        status=400,
+    )
+
+
 def viewer(view):
     """A page: staff with the view permission."""
 
@@ -39,6 +55,8 @@ def viewer(view):
             return redirect_to_login(request.get_full_path(), reverse("admin:login"))
         if not may_view(request.user):
             return _forbidden(request, "You need to be staff with the Conveyor task view permission.")
+        if _has_nul(request, kwargs):
+            return _bad_request(request)
         return view(request, *args, **kwargs)
 
     return require_GET(wrapped)
@@ -53,6 +71,8 @@ def operator(view):
             return redirect_to_login(request.get_full_path(), reverse("admin:login"))
         if not may_act(request.user):
             return _forbidden(request, "You need the Conveyor task change permission to do this.")
+        if _has_nul(request, kwargs):
+            return _bad_request(request)
         return view(request, *args, **kwargs)
 
     return require_POST(wrapped)

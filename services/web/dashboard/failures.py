@@ -67,6 +67,9 @@ def failed(request: HttpRequest) -> HttpResponse:
 def retry_group(request: HttpRequest) -> HttpResponse:
     """Retry every FAILED task of one group (task, exception class, reason), up to the bulk limit."""
     task_filter = filters.TaskFilter.from_query(request.POST)
+    if task_filter.problems:
+        messages.error(request, f"Nothing done: {'; '.join(task_filter.problems)}.")
+        return redirect("dashboard:failed")
     task_filter.status = TaskStatus.FAILED
     if not task_filter.task:
         messages.error(request, "Which task's failures? (task is missing)")

@@ -10,7 +10,7 @@ statement timeout (SEARCH_TIMEOUT_MS) bounds it.
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db import connection
 from django.db.models import Q, QuerySet, TextField
@@ -24,6 +24,7 @@ from conveyor.status import OPEN, TaskStatus, status_group
 
 PAGE_SIZE = 50
 SEARCH_TIMEOUT_MS = 5000
+MAX_ID = 2**63 - 1  # the largest id a database integer column holds
 FIELDS = ("status", "task", "queue", "owner", "since", "until", "q", "exception")
 
 
@@ -52,9 +53,13 @@ def _when(value: str) -> datetime | None:
         return None
     if parsed is None:
         return None
-    if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed)
-    return parsed
+    try:
+        if timezone.is_naive(parsed):
+            parsed = timezone.make_aware(parsed)
+        # In UTC now: an offset that moves it past year 1 or 9999 is refused here, not by the database.
+        return parsed.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return None
 
 
 def by_status(queryset: QuerySet, status: str) -> QuerySet:
@@ -89,9 +94,13 @@ class TaskFilter:
             if getattr(found, name) and _when(getattr(found, name)) is None:
                 found.problems.append(f"{name}: not a date and time")
                 setattr(found, name, "")
-        if found.owner and not found.owner.isdigit():
+        if found.owner and not (found.owner.isdigit() and int(found.owner) <= MAX_ID):
             found.problems.append("owner: a token id")
             found.owner = ""
+        for name in FIELDS:
+            if "\x00" in getattr(found, name):
+                found.problems.append(f"{name}: contains U+0000")
+                setattr(found, name, "")
         return found
 
     def as_params(self) -> dict[str, str]:

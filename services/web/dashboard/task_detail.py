@@ -92,7 +92,7 @@ def retry(request: HttpRequest, task_id) -> HttpResponse:
         messages.success(request, "Retried: the task is READY again.")
     except ConveyorError as exc:
         messages.error(request, f"Not retried: {exc.message}")
-    return redirect("dashboard:task", task_id=task_id)
+    return _back(task_id)
 
 
 @access.operator
@@ -102,4 +102,11 @@ def cancel(request: HttpRequest, task_id) -> HttpResponse:
         messages.success(request, "Cancelled.")
     except ConveyorError as exc:
         messages.error(request, f"Not cancelled: {exc.message}")
-    return redirect("dashboard:task", task_id=task_id)
+    return _back(task_id)
+
+
+def _back(task_id) -> HttpResponse:
+    """To the task's page, or to the list when it is gone (where the message is shown)."""
+    if TaskRecord.objects.filter(id=task_id).exists():
+        return redirect("dashboard:task", task_id=task_id)
+    return redirect("dashboard:tasks")

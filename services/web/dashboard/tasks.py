@@ -88,6 +88,10 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
     if action not in ACTIONS:
         messages.error(request, f"Unknown action {action!r}.")
         return redirect(back)
+    if task_filter.problems:
+        # A filter read differently from what the operator saw would act on other tasks: refuse.
+        messages.error(request, f"Nothing done: the filter is not valid ({'; '.join(task_filter.problems)}).")
+        return redirect(back)
     statuses, verb = ACTIONS[action]
     if request.POST.get("scope") == "matching":
         done, refused, left = run_on_matching(request, action, task_filter.queryset().filter(status__in=statuses))

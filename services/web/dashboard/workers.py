@@ -40,7 +40,11 @@ def worker_fragment(request: HttpRequest) -> HttpResponse:
 
 @access.operator
 def set_quiet(request: HttpRequest, worker_id: str) -> HttpResponse:
-    quiet = request.POST.get("quiet") != "false"
+    value = request.POST.get("quiet", "")
+    if value not in ("true", "false"):
+        messages.error(request, "quiet must be true or false.")
+        return redirect("dashboard:workers")
+    quiet = value == "true"
     if workers.set_quiet(worker_id, quiet):
         if quiet:
             messages.success(request, f"{worker_id}: quiet; it finishes what it runs and takes nothing new.")

@@ -72,7 +72,7 @@ def cancel(request: HttpRequest, workflow_id) -> HttpResponse:
         messages.success(request, "Workflow cancelled: steps not started will not start.")
     except ConveyorError as exc:
         messages.error(request, f"Not cancelled: {exc.message}")
-    return redirect("dashboard:workflow", workflow_id=workflow_id)
+    return _back(workflow_id)
 
 
 @access.operator
@@ -82,4 +82,11 @@ def retry(request: HttpRequest, workflow_id) -> HttpResponse:
         messages.success(request, "Workflow retried from its failed steps.")
     except ConveyorError as exc:
         messages.error(request, f"Not retried: {exc.message}")
-    return redirect("dashboard:workflow", workflow_id=workflow_id)
+    return _back(workflow_id)
+
+
+def _back(workflow_id) -> HttpResponse:
+    """To the workflow's page, or to the list when it is gone (where the message is shown)."""
+    if Workflow.objects.filter(id=workflow_id).exists():
+        return redirect("dashboard:workflow", workflow_id=workflow_id)
+    return redirect("dashboard:workflows")
