@@ -149,7 +149,16 @@ CONVEYOR_MAX_BATCH = 1000
 CONVEYOR_WORKFLOW_MAX_STEPS = env.int("CONVEYOR_WORKFLOW_MAX_STEPS", default=10_000)
 
 # --- Broker and tasks ------------------------------------------------------------
+# One node, or several separated by ';' (a cluster): every client tries them in order.
 BROKER_URL = env.str("BROKER_URL", default="amqp://guest:guest@127.0.0.1:5672/%2F")
+# classic (one node) or quorum (replicated queues on a cluster; conveyor/queue_types.py says
+# what changes). Switching a running deployment is a migration: deploy/k8s/SCALING.md.
+CONVEYOR_QUEUE_TYPE = env.str("CONVEYOR_QUEUE_TYPE", default="classic")
+if CONVEYOR_QUEUE_TYPE not in ("classic", "quorum"):
+    raise ImproperlyConfigured(f"CONVEYOR_QUEUE_TYPE must be classic or quorum, not {CONVEYOR_QUEUE_TYPE!r}")
+# Quorum queues: deliveries of one message before RabbitMQ dead-letters it (a backstop;
+# CONVEYOR_MAX_WORKER_DEATHS fails a task that kills its worker long before).
+CONVEYOR_QUORUM_DELIVERY_LIMIT = env.int("CONVEYOR_QUORUM_DELIVERY_LIMIT", default=50)
 CONVEYOR_QUEUES = env.list("CONVEYOR_QUEUES", default=["default", "emails", "images", "reports"])
 # Every task has a time limit. Keep it, and the longest retry backoff, well under
 # RabbitMQ's consumer_timeout (30 min): Dramatiq holds retrying messages unacked.
@@ -202,8 +211,9 @@ DRAMATIQ_BROKER = {
         "url": BROKER_URL,
         # Without confirms a send() can return and the message still be lost.
         "confirm_delivery": True,
-        # Django priorities (-100..100) map onto RabbitMQ priorities 0..10.
-        "max_priority": 10,
+        # Django priorities (-100..100) map onto RabbitMQ priorities 0..10. Quorum queues
+        # refuse x-max-priority (conveyor/queue_types.py).
+        "max_priority": 10 if CONVEYOR_QUEUE_TYPE == "classic" else None,
     },
     # Listed explicitly: django-dramatiq's default names a Prometheus path dramatiq 2
     # removed, and without this key retries and time limits are silently dropped.

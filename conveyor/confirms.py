@@ -113,6 +113,7 @@ class _ConfirmChannel:
         self._next_tag = 1
         self._pending = {}  # delivery tag -> message id
         self._acked, self._rejected = set(), set()
+        self._nacked = False
         self._last_used = time.monotonic()
         self._connection = pika.SelectConnection(
             parameters,
@@ -131,7 +132,7 @@ class _ConfirmChannel:
         )
 
     def send(self, messages: Sequence[Message]) -> set[str]:
-        self._acked, self._rejected = set(), set()
+        self._acked, self._rejected, self._nacked = set(), set(), False
         try:
             for message in messages:
                 self._channel.basic_publish(
@@ -149,6 +150,10 @@ class _ConfirmChannel:
             raise PublishError(f"publishing failed: {exc!r}") from exc
         self._run_until("confirms", CONFIRM_TIMEOUT_SECONDS)
         self._last_used = time.monotonic()
+        if self._nacked:
+            # A quorum queue nacks what arrives while it elects a leader, and on RabbitMQ 3.10
+            # keeps nacking that channel for tens of seconds after: the next batch gets a new one.
+            self._error = self._error or RuntimeError("RabbitMQ nacked messages")
         return self._acked - self._rejected
 
     def close(self) -> None:
@@ -240,6 +245,10 @@ class _ConfirmChannel:
         for tag in tags:
             message_id = self._pending.pop(tag, None)
             if message_id is not None:
-                (self._acked if isinstance(method, pika.spec.Basic.Ack) else self._rejected).add(message_id)
+                if isinstance(method, pika.spec.Basic.Ack):
+                    self._acked.add(message_id)
+                else:
+                    self._rejected.add(message_id)
+                    self._nacked = True
         if not self._pending:
             self._done("confirms")

@@ -36,6 +36,7 @@ from django.db.models import Q
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
+from conveyor import broker_urls
 from conveyor import queues as queue_states
 from conveyor.core.models import TaskRecord
 from conveyor.status import OPEN, TaskStatus
@@ -169,13 +170,10 @@ class _Connection:
     """A pika connection that reopens its channel after a 404 closes it."""
 
     def __init__(self, url: str) -> None:
-        params = pika.URLParameters(url.split(";")[0])
-        params.socket_timeout = TIMEOUT
-        params.blocked_connection_timeout = TIMEOUT
-        params.stack_timeout = TIMEOUT
-        params.connection_attempts = 1
-        self.params_vhost = params.virtual_host
-        self._connection = pika.BlockingConnection(params)
+        # Any of BROKER_URL's nodes: a cluster answers for every queue from each node.
+        nodes = broker_urls.parameters(url, timeout=TIMEOUT)
+        self.params_vhost = nodes[0].virtual_host
+        self._connection = pika.BlockingConnection(nodes)
         self._channel = None
 
     @property

@@ -11,8 +11,10 @@ from typing import Any
 
 from dramatiq.broker import Consumer
 from dramatiq.brokers import rabbitmq, stub
+from dramatiq.common import xq_name
 from dramatiq.errors import QueueNotFound
 
+from conveyor import queue_types
 from services.worker.consumers import BufferedRabbitmqConsumer, BufferedStubConsumer, ClaimingConsumer
 from services.worker.recorder import Recorder
 
@@ -36,9 +38,25 @@ class _Recording:
 
 
 class RabbitmqBroker(_Recording, rabbitmq.RabbitmqBroker):
+    """Also declares its queues as CONVEYOR_QUEUE_TYPE says (conveyor/queue_types.py).
+
+    Every process (web, relay, scheduler, workers) declares through this class, so a queue
+    gets the same arguments whoever declares it first.
+    """
+
     @property
     def consumer_class(self) -> Any:
         return BufferedRabbitmqConsumer
+
+    def _build_queue_arguments(self, queue_name: str) -> dict:
+        return {**super()._build_queue_arguments(queue_name), **queue_types.work_queue_arguments()}
+
+    def _declare_xq_queue(self, queue_name: str) -> Any:
+        return self.channel.queue_declare(
+            queue=xq_name(queue_name),
+            durable=True,
+            arguments={"x-message-ttl": rabbitmq.DEAD_MESSAGE_TTL, **queue_types.dead_letter_queue_arguments()},
+        )
 
 
 class StubBroker(_Recording, stub.StubBroker):
