@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Create .env from .env.example, generating every secret it leaves empty.
 
-Secrets are the empty variables whose name ends in _PASSWORD or _SECRET_KEY. Values
-use the URL-safe alphabet: they go into DATABASE_URL and BROKER_URL unescaped, and
-compose would interpolate a `$` in them. An existing .env is never overwritten
+Secrets are the empty variables whose name ends in _PASSWORD, _SECRET_KEY or _COOKIE.
+Values use the URL-safe alphabet: they go into DATABASE_URL and BROKER_URL unescaped, and
+compose would interpolate a `$` in them. An Erlang cookie (RABBITMQ_ERLANG_COOKIE, shared
+by the cluster profile's nodes) is letters and digits only. An existing .env is never overwritten
 (secrets already in use by the postgres and rabbitmq volumes would be lost).
 
     python3 scripts/generate-env.py [--example .env.example] [--output .env]
@@ -15,11 +16,13 @@ import re
 import secrets
 import sys
 
-SECRET_NAME = re.compile(r"^[A-Z0-9_]+_(PASSWORD|SECRET_KEY)$")
+SECRET_NAME = re.compile(r"^[A-Z0-9_]+_(PASSWORD|SECRET_KEY|COOKIE)$")
 ASSIGNMENT = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)$")
 
 
 def secret_for(name):
+    if name.endswith("COOKIE"):
+        return secrets.token_hex(32).upper()
     # Django wants 50+ characters for its key (check --deploy, security.W009).
     return secrets.token_urlsafe(50 if name.endswith("SECRET_KEY") else 24)
 

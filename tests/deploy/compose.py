@@ -13,6 +13,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+# Layered on COMPOSE_FILE (`-f docker-compose.yml -f docker-compose.cluster.yml`): the app
+# on the three RabbitMQ nodes of the `cluster` profile.
+CLUSTER_OVERRIDE_FILE = ROOT / "docker-compose.cluster.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "Dockerfile"
 # Services built from our image (the others run third-party images).
@@ -27,8 +30,81 @@ class MissingVariable(Exception):
     pass
 
 
+class Override:
+    """A value tagged `!override` in an override file: it replaces the base's instead of merging."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+class _Reset:
+    """`!reset`: the attribute is removed from the merged file."""
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_override(loader, node):
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)  # `<<` merges inside the tagged mapping
+        return Override(loader.construct_mapping(node, deep=True))
+    if isinstance(node, yaml.SequenceNode):
+        return Override(loader.construct_sequence(node, deep=True))
+    return Override(loader.construct_scalar(node))
+
+
+_Loader.add_constructor("!override", _construct_override)
+_Loader.add_constructor("!reset", lambda loader, node: _Reset())
+
+
 def load(path=COMPOSE_FILE):
-    return yaml.safe_load(Path(path).read_text())
+    """One compose file; an override file's `!override` / `!reset` values stay marked
+    (Override, _Reset) until merge() applies them."""
+    return yaml.load(Path(path).read_text(), Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+def merge(base, override):
+    """Compose's merge of `-f base -f override` for what our files use: mappings merge key
+    by key (environment, depends_on, a service's attributes), sequences are concatenated
+    without duplicates (ports, volumes, profiles), scalars are replaced; `!override`
+    replaces the base value whole and `!reset` removes it."""
+    if isinstance(override, Override):
+        return _plain(override.value)
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            if isinstance(value, _Reset):
+                merged.pop(key, None)
+            elif key in merged:
+                merged[key] = merge(merged[key], value)
+            else:
+                merged[key] = _plain(value)
+        return merged
+    if isinstance(base, list) and isinstance(override, list):
+        return base + [item for item in _plain(override) if item not in base]
+    return _plain(override)
+
+
+def _plain(node):
+    """`node` with every Override unwrapped and every _Reset dropped."""
+    if isinstance(node, Override):
+        return _plain(node.value)
+    if isinstance(node, dict):
+        return {key: _plain(value) for key, value in node.items() if not isinstance(value, _Reset)}
+    if isinstance(node, list):
+        return [_plain(value) for value in node if not isinstance(value, _Reset)]
+    return node
+
+
+def active_services(doc, profiles=()):
+    """The services `docker compose up` starts: those without `profiles:` and those in an
+    enabled profile."""
+    return {
+        name: svc
+        for name, svc in doc["services"].items()
+        if not svc.get("profiles") or set(svc["profiles"]) & set(profiles)
+    }
 
 
 def read_env_file(path):
