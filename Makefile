@@ -14,7 +14,7 @@ migrate dev token superuser: export DJANGO_DEBUG ?= true
 .PHONY: help venv lock services dev-services migrate dev token superuser lint format test test-unit test-cluster bench clean env up down logs
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 # Versions come from the lock files (hashes checked), so a fresh clone gets what CI tested.
 # The project itself is not installed: every command runs from this folder.
@@ -67,7 +67,7 @@ test: venv lint ## Lint, then run the whole test suite (unit, integration agains
 
 # Apart from make test (its budget): three private RabbitMQ nodes of its own (never the
 # shared server's queues; the throughput comparison uses a vhost of its own there).
-test-cluster: venv ## A three-node RabbitMQ cluster with quorum queues: nodes killed and stopped under load, nothing lost (~5 min)
+test-cluster: venv ## A three-node RabbitMQ cluster with quorum queues: nodes killed and stopped under load, nothing lost (~3 min; CI runs it after make test)
 	scripts/ensure-services.sh rabbitmq postgresql
 	$(BIN)/pytest tests/cluster -m cluster -s
 
