@@ -1,6 +1,17 @@
-# syntax=docker/dockerfile:1.7
 # One image for every Conveyor service; compose and Kubernetes pick the command
 # (services/<name>/start.sh). Build: `docker compose build` or `docker build -t conveyor .`
+# (BuildKit: the RUN --mount options below need it; Docker 23+ uses it by default).
+#
+# No `# syntax=docker/dockerfile:...` line, on purpose: it makes BuildKit pull that
+# frontend image from Docker Hub before anything else, so the build would fail wherever
+# Docker Hub is unreachable (air-gapped, a private registry mirror only) even with the
+# base image at hand. Everything used here (RUN --mount=type=cache and type=secret) is
+# in the frontend built into BuildKit since Docker 20.10.
+#
+# A site CA or package index for pip, when the network needs one (optional; the image
+# holds neither): `docker build --secret id=pip_cert,src=/path/to/ca-bundle.pem
+# --build-arg PIP_INDEX_URL=https://... .` The secret is mounted for the one pip step
+# only and is in no layer; the argument exists only in the discarded build stage.
 
 # Pinned to a patch release; CI should also pin the digest (python:3.12.12-slim-bookworm@sha256:...).
 ARG PYTHON_IMAGE=python:3.12.12-slim-bookworm
@@ -15,8 +26,11 @@ WORKDIR /src
 # Dependencies first, from the lock file alone (versions and hashes CI tested): editing
 # the source does not invalidate this (slow) layer.
 COPY requirements/main.lock ./
+ARG PIP_INDEX_URL
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install --require-hashes --no-deps -r main.lock
+    --mount=type=secret,id=pip_cert \
+    if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi \
+ && pip install --require-hashes --no-deps -r main.lock
 
 # ---- final stage: the venv and the source, no compilers, no pip cache, not root ----
 FROM ${PYTHON_IMAGE} AS runtime
