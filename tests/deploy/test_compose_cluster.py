@@ -6,7 +6,6 @@ cannot see."""
 import os
 import re
 import subprocess
-import sys
 import urllib.parse
 
 import pytest
@@ -34,23 +33,8 @@ RUNS_TASKS = ["web", "worker", "relay", "scheduler"]  # connect to RabbitMQ at r
 
 
 @pytest.fixture(scope="module")
-def raw():
-    return compose.load()
-
-
-@pytest.fixture(scope="module")
 def override():
     return compose.load(compose.CLUSTER_OVERRIDE_FILE)
-
-
-@pytest.fixture(scope="module")
-def generated_env(tmp_path_factory):
-    """.env as `make env` writes it from .env.example."""
-    out = tmp_path_factory.mktemp("env") / ".env"
-    subprocess.run(
-        [sys.executable, "scripts/generate-env.py", "--output", str(out)], cwd=ROOT, check=True, capture_output=True
-    )
-    return compose.read_env_file(out)
 
 
 @pytest.fixture(scope="module")

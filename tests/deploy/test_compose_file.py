@@ -30,23 +30,8 @@ def pending(path):
 
 
 @pytest.fixture(scope="module")
-def raw():
-    return compose.load()
-
-
-@pytest.fixture(scope="module")
 def example_env():
     return compose.read_env_file(compose.ENV_EXAMPLE)
-
-
-@pytest.fixture(scope="module")
-def generated_env(tmp_path_factory):
-    """.env as `make env` writes it from .env.example."""
-    out = tmp_path_factory.mktemp("env") / ".env"
-    subprocess.run(
-        [sys.executable, "scripts/generate-env.py", "--output", str(out)], cwd=ROOT, check=True, capture_output=True
-    )
-    return compose.read_env_file(out)
 
 
 @pytest.fixture(scope="module")

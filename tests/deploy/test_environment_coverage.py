@@ -76,11 +76,6 @@ def library_reads(name):
 
 
 @pytest.fixture(scope="module")
-def raw():
-    return compose.load()
-
-
-@pytest.fixture(scope="module")
 def shared_reads():
     names = reads_in(SHARED_CODE)
     assert {"DJANGO_SECRET_KEY", "DATABASE_URL", "BROKER_URL", "CONVEYOR_WORKER_SHUTDOWN_TIMEOUT_SECONDS"} <= names, (

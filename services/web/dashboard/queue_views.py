@@ -1,12 +1,10 @@
 """The queues page and its pause and resume actions."""
 
-from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from conveyor import queues
-from conveyor.errors import ConveyorError
-from services.web.dashboard import access, queue_figures
+from services.web.dashboard import access, actions, queue_figures
 
 
 @access.viewer
@@ -30,21 +28,19 @@ def queue_fragment(request: HttpRequest) -> HttpResponse:
 
 @access.operator
 def pause(request: HttpRequest, name: str) -> HttpResponse:
-    try:
-        queues.pause(name, by=access.actor_name(request))
-        messages.success(request, f"Queue {name} paused: workers start nothing from it within a few seconds.")
-    except ConveyorError as exc:
-        messages.error(request, exc.message)
-    return redirect(request.POST.get("next") if _local(request.POST.get("next")) else "dashboard:queues")
+    done = f"Queue {name} paused: workers start nothing from it within a few seconds."
+    actions.carry_out(request, lambda: queues.pause(name, by=access.actor_name(request)), done)
+    return _back(request)
 
 
 @access.operator
 def resume(request: HttpRequest, name: str) -> HttpResponse:
-    try:
-        queues.resume(name, by=access.actor_name(request))
-        messages.success(request, f"Queue {name} resumed.")
-    except ConveyorError as exc:
-        messages.error(request, exc.message)
+    actions.carry_out(request, lambda: queues.resume(name, by=access.actor_name(request)), f"Queue {name} resumed.")
+    return _back(request)
+
+
+def _back(request: HttpRequest) -> HttpResponse:
+    """To the page the button was on (a dashboard page only), else the queues page."""
     return redirect(request.POST.get("next") if _local(request.POST.get("next")) else "dashboard:queues")
 
 

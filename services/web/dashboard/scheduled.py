@@ -10,7 +10,7 @@ from conveyor.errors import ConveyorError
 from conveyor.scheduling import control, firing
 from conveyor.scheduling.models import Fire, FireOutcome, Schedule
 from conveyor.status import OPEN, TaskStatus
-from services.web.dashboard import access
+from services.web.dashboard import access, actions
 
 SHOWN = 50
 
@@ -48,11 +48,8 @@ def scheduled(request: HttpRequest) -> HttpResponse:
 @access.operator
 def set_enabled(request: HttpRequest, name: str) -> HttpResponse:
     enabled = request.POST.get("enabled") == "true"
-    try:
-        control.set_enabled(name, enabled)
-        messages.success(request, f"{name}: {'enabled' if enabled else 'disabled'}.")
-    except ConveyorError as exc:
-        messages.error(request, exc.message)
+    done = f"{name}: {'enabled' if enabled else 'disabled'}."
+    actions.carry_out(request, lambda: control.set_enabled(name, enabled), done)
     return redirect("dashboard:scheduled")
 
 

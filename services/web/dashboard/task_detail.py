@@ -3,17 +3,15 @@
 import json
 from datetime import datetime
 
-from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.dateparse import parse_datetime
 
 from conveyor import queues, states
 from conveyor.core.models import TaskRecord
-from conveyor.errors import ConveyorError
 from conveyor.scheduling.models import Schedule
 from conveyor.workflows.models import WorkflowStep
-from services.web.dashboard import access
+from services.web.dashboard import access, actions
 
 
 def _pretty(value) -> str:
@@ -87,21 +85,14 @@ def task_detail(request: HttpRequest, task_id) -> HttpResponse:
 
 @access.operator
 def retry(request: HttpRequest, task_id) -> HttpResponse:
-    try:
-        states.retry(task_id)
-        messages.success(request, "Retried: the task is READY again.")
-    except ConveyorError as exc:
-        messages.error(request, f"Not retried: {exc.message}")
+    actions.carry_out(request, lambda: states.retry(task_id), "Retried: the task is READY again.", "Not retried: ")
     return _back(task_id)
 
 
 @access.operator
 def cancel(request: HttpRequest, task_id) -> HttpResponse:
-    try:
-        states.cancel(task_id, reason=f"cancelled by {access.actor_name(request)}")
-        messages.success(request, "Cancelled.")
-    except ConveyorError as exc:
-        messages.error(request, f"Not cancelled: {exc.message}")
+    reason = f"cancelled by {access.actor_name(request)}"
+    actions.carry_out(request, lambda: states.cancel(task_id, reason=reason), "Cancelled.", "Not cancelled: ")
     return _back(task_id)
 
 

@@ -1,17 +1,15 @@
 """Workflows: the latest ones, and one with its steps; cancel and retry."""
 
-from django.contrib import messages
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from conveyor.errors import ConveyorError
 from conveyor.status import TaskStatus
 from conveyor.workflows import handle, progress
 from conveyor.workflows.models import Workflow
-from services.web.dashboard import access, filters
+from services.web.dashboard import access, actions, filters
 
 PAGE_SIZE = 50
 
@@ -67,21 +65,15 @@ def workflow_detail(request: HttpRequest, workflow_id) -> HttpResponse:
 
 @access.operator
 def cancel(request: HttpRequest, workflow_id) -> HttpResponse:
-    try:
-        progress.cancel(workflow_id)
-        messages.success(request, "Workflow cancelled: steps not started will not start.")
-    except ConveyorError as exc:
-        messages.error(request, f"Not cancelled: {exc.message}")
+    done = "Workflow cancelled: steps not started will not start."
+    actions.carry_out(request, lambda: progress.cancel(workflow_id), done, "Not cancelled: ")
     return _back(workflow_id)
 
 
 @access.operator
 def retry(request: HttpRequest, workflow_id) -> HttpResponse:
-    try:
-        progress.retry(workflow_id)
-        messages.success(request, "Workflow retried from its failed steps.")
-    except ConveyorError as exc:
-        messages.error(request, f"Not retried: {exc.message}")
+    done = "Workflow retried from its failed steps."
+    actions.carry_out(request, lambda: progress.retry(workflow_id), done, "Not retried: ")
     return _back(workflow_id)
 
 
