@@ -21,11 +21,12 @@ KUBERNETES_VERSION = "1.33.0"
 KEDA_KINDS = {"ScaledObject", "TriggerAuthentication"}
 
 
-def kustomize_build():
+def kustomize_build(path=ROOT / "deploy/k8s"):
+    """The resources a kustomization folder renders (the base unless told another)."""
     if shutil.which("kubectl"):
-        command = ["kubectl", "kustomize", str(ROOT / "deploy/k8s")]
+        command = ["kubectl", "kustomize", str(path)]
     elif shutil.which("kustomize"):
-        command = ["kustomize", "build", str(ROOT / "deploy/k8s")]
+        command = ["kustomize", "build", str(path)]
     elif os.environ.get("CI"):
         pytest.fail("CI needs kubectl (it embeds kustomize) or kustomize on PATH")
     else:

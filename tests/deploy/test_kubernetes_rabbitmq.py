@@ -8,9 +8,6 @@ and what was left out); the PodDisruptionBudget against Kubernetes' own schema.
 """
 
 import json
-import os
-import shutil
-import subprocess
 
 import jsonschema
 import kubernetes_validate
@@ -19,30 +16,16 @@ import yaml
 
 from tests.deploy import compose
 from tests.deploy.compose import ROOT
-from tests.deploy.test_kubernetes import KUBERNETES_VERSION
+from tests.deploy.test_kubernetes import KUBERNETES_VERSION, kustomize_build
 
 FOLDER = ROOT / "deploy/k8s/rabbitmq"
 SCHEMA = ROOT / "tests/deploy/schemas/rabbitmqcluster-v1beta1.json"
 SCALING = ROOT / "deploy/k8s/SCALING.md"
 
 
-def build(path):
-    if shutil.which("kubectl"):
-        command = ["kubectl", "kustomize", str(path)]
-    elif shutil.which("kustomize"):
-        command = ["kustomize", "build", str(path)]
-    elif os.environ.get("CI"):
-        pytest.fail("CI needs kubectl (it embeds kustomize) or kustomize on PATH")
-    else:
-        pytest.skip("neither kubectl nor kustomize is installed")
-    result = subprocess.run(command, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-
-
 @pytest.fixture(scope="module")
 def resources():
-    return build(FOLDER)
+    return kustomize_build(FOLDER)
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +113,7 @@ def test_the_base_does_not_include_it(cluster):
     base = yaml.safe_load((ROOT / "deploy/k8s/kustomization.yaml").read_text())
     # Then the RabbitmqCluster is not in it (it needs the operator's CRD installed first)
     assert not any("rabbitmq" in entry for entry in base["resources"])
-    assert not any(r["kind"] == "RabbitmqCluster" for r in build(ROOT / "deploy/k8s"))
+    assert not any(r["kind"] == "RabbitmqCluster" for r in kustomize_build())
     # And it lands in the namespace the base creates
     namespace = yaml.safe_load((ROOT / "deploy/k8s/namespace.yaml").read_text())["metadata"]["name"]
     assert cluster["metadata"]["namespace"] == namespace
