@@ -270,21 +270,37 @@ def retry(task_id: Any, *, workflow_step: bool = False) -> TaskRecord:
     now = timezone.now()
     with transaction.atomic():
         record = _locked(task_id)
-        if record.status not in RETRYABLE:
-            raise NotRetryable(f"task is {record.status}; only FAILED or CANCELLED tasks can be retried")
+        if (why := _not_retryable(record)) is not None:
+            raise NotRetryable(why)
         if record.step_id is not None and not workflow_step:
             raise NotRetryable("this task is a workflow's step: retry the workflow (POST /api/v1/workflows/<id>/retry)")
         catalog.get(record.task_path)
-        record.status = TaskStatus.READY
-        record.finished_at = None
-        record.failure_reason = ""
-        # Waiting again from now on: the queue-age metric counts from here, not from the first enqueue.
-        record.run_after = now
-        record.retries = 0
-        record.worker_deaths = 0
-        record.save(update_fields=["status", "finished_at", "failure_reason", "run_after", "retries", "worker_deaths"])
+        fields = _retried(now)
+        for name, value in fields.items():
+            setattr(record, name, value)
+        record.save(update_fields=list(fields))
         publish_after_commit(outbox.add([record], now))
     return record
+
+
+def _not_retryable(record: TaskRecord) -> str | None:
+    """Why the task's status does not allow a retry, or None when it does."""
+    if record.status not in RETRYABLE:
+        return f"task is {record.status}; only FAILED or CANCELLED tasks can be retried"
+    return None
+
+
+def _retried(now: datetime) -> dict[str, Any]:
+    """The fields a retry sets: READY again, with a fresh retry budget and death count."""
+    return {
+        "status": TaskStatus.READY,
+        "finished_at": None,
+        "failure_reason": "",
+        # Waiting again from now on: the queue-age metric counts from here, not from the first enqueue.
+        "run_after": now,
+        "retries": 0,
+        "worker_deaths": 0,
+    }
 
 
 def retry_many(task_ids: Iterable[Any]) -> tuple[int, dict[str, int]]:
@@ -302,28 +318,20 @@ def retry_many(task_ids: Iterable[Any]) -> tuple[int, dict[str, int]]:
         records = list(TaskRecord.objects.select_for_update().filter(id__in=task_ids).order_by("id"))
         chosen = []
         for record in records:
-            if record.status not in RETRYABLE:
-                reason = f"task is {record.status}; only FAILED or CANCELLED tasks can be retried"
-            elif record.step_id is not None:
+            reason = _not_retryable(record)
+            if reason is None and record.step_id is not None:
                 reason = "a workflow's step: retry the workflow"
-            elif not catalog.exists(record.task_path):
+            if reason is None and not catalog.exists(record.task_path):
                 reason = f"{record.task_path} is no longer in the catalog"
-            else:
+            if reason is None:
                 chosen.append(record)
-                continue
-            refused[reason] = refused.get(reason, 0) + 1
+            else:
+                refused[reason] = refused.get(reason, 0) + 1
         missing = len(task_ids) - len(records)
         if missing:
             refused["no such task"] = missing
         if chosen:
-            TaskRecord.objects.filter(id__in=[record.id for record in chosen]).update(
-                status=TaskStatus.READY,
-                finished_at=None,
-                failure_reason="",
-                run_after=now,
-                retries=0,
-                worker_deaths=0,
-            )
+            TaskRecord.objects.filter(id__in=[record.id for record in chosen]).update(**_retried(now))
             publish_after_commit(outbox.add(chosen, now))
     return len(chosen), refused
 
