@@ -102,25 +102,19 @@ class QueueCollector:
         )
         for (queue, state), value in sorted(figures.depth.items()):
             messages.add_metric([queue, state], value)
-        consumer_family = GaugeMetricFamily(
-            "conveyor_queue_consumers", "Consumers (worker processes) subscribed to a queue.", labels=["queue"]
+        consumer_family = _per_queue(
+            "conveyor_queue_consumers", "Consumers (worker processes) subscribed to a queue.", figures.consumers
         )
-        for queue, value in sorted(figures.consumers.items()):
-            consumer_family.add_metric([queue], value)
-        age_family = GaugeMetricFamily(
+        age_family = _per_queue(
             "conveyor_queue_oldest_message_age_seconds",
             "Seconds the oldest task that is READY and due in a queue has waited; 0 when none waits.",
-            labels=["queue"],
+            figures.ages,
         )
-        for queue, value in sorted(figures.ages.items()):
-            age_family.add_metric([queue], value)
-        paused_family = GaugeMetricFamily(
+        paused_family = _per_queue(
             "conveyor_queue_paused",
             "1 if an operator paused the queue (workers start none of its tasks), else 0.",
-            labels=["queue"],
+            figures.paused,
         )
-        for queue, value in sorted(figures.paused.items()):
-            paused_family.add_metric([queue], value)
         up.add_metric([], 1)
         yield from (messages, consumer_family, age_family, paused_family, up)
         yield GaugeMetricFamily(
@@ -146,6 +140,14 @@ class QueueCollector:
         paused = queue_states.paused()
         flags = {queue: int(queue in paused) for queue in queues}
         return QueueFigures(depth, consumers, ages, flags, time.monotonic() - started)
+
+
+def _per_queue(name: str, documentation: str, values: dict[str, float]) -> GaugeMetricFamily:
+    """A gauge with one sample per queue, in queue-name order."""
+    family = GaugeMetricFamily(name, documentation, labels=["queue"])
+    for queue, value in sorted(values.items()):
+        family.add_metric([queue], value)
+    return family
 
 
 def oldest_waits(queues: list[str], now: datetime | None = None) -> dict[str, float]:

@@ -46,36 +46,30 @@ def _bad_request(request: HttpRequest) -> HttpResponse:
     )
 
 
-def viewer(view):
-    """A page: staff with the view permission."""
+def _guard(view, allowed, why: str, method):
+    """`view` for a logged-in user whom `allowed` admits, with no U+0000 in its parameters."""
 
     @wraps(view)
     def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path(), reverse("admin:login"))
-        if not may_view(request.user):
-            return _forbidden(request, "You need to be staff with the Conveyor task view permission.")
+        if not allowed(request.user):
+            return _forbidden(request, why)
         if _has_nul(request, kwargs):
             return _bad_request(request)
         return view(request, *args, **kwargs)
 
-    return require_GET(wrapped)
+    return method(wrapped)
+
+
+def viewer(view):
+    """A page: staff with the view permission."""
+    return _guard(view, may_view, "You need to be staff with the Conveyor task view permission.", require_GET)
 
 
 def operator(view):
     """An action: a POST by staff with the change permission."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path(), reverse("admin:login"))
-        if not may_act(request.user):
-            return _forbidden(request, "You need the Conveyor task change permission to do this.")
-        if _has_nul(request, kwargs):
-            return _bad_request(request)
-        return view(request, *args, **kwargs)
-
-    return require_POST(wrapped)
+    return _guard(view, may_act, "You need the Conveyor task change permission to do this.", require_POST)
 
 
 def actor_name(request: HttpRequest) -> str:
