@@ -94,15 +94,10 @@ class Heartbeat(Middleware):
 def report(recorder: Any) -> None:
     """One beat's exchange with the database: lease, running list, throughput; paused queues back."""
     # Late: django-dramatiq builds this middleware before Django's models are loaded.
-    from conveyor import queues, throughput
+    from conveyor import queues
 
     if recorder.me is None:
         return  # not started yet
     recorder.renew()  # also sets recorder.holds.quiet
     recorder.holds.paused = frozenset(queues.paused())
-    processed, failed = recorder.counts.take()
-    try:
-        throughput.add(recorder.me.id, processed, failed)
-    except DatabaseError:
-        recorder.counts.restore(processed, failed)  # counted at the next beat instead
-        raise
+    recorder.write_counts()  # on failure they are counted at the next beat instead

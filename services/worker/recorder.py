@@ -170,6 +170,17 @@ class Recorder:
             logger.info("An operator asked this worker to %s", "take nothing new" if quiet else "take work again")
         self.holds.quiet = quiet
 
+    def write_counts(self) -> None:
+        """Add the runs counted since the last write to conveyor.throughput; kept for the next on failure."""
+        from conveyor import throughput
+
+        processed, failed = self.counts.take()
+        try:
+            throughput.add(self.me.id, processed, failed)
+        except DatabaseError:
+            self.counts.restore(processed, failed)
+            raise
+
     def flush(self, timeout: float) -> bool:
         """Wait until every outcome handed over so far is written and settled."""
         deadline = time.monotonic() + timeout
@@ -182,7 +193,7 @@ class Recorder:
         return True
 
     def stop(self, timeout: float = 30.0) -> None:
-        from conveyor import throughput, workers
+        from conveyor import workers
 
         if not self.flush(timeout):
             logger.warning("%d task outcomes could not be written before stopping", len(self._pending))
@@ -204,11 +215,10 @@ class Recorder:
         if self.me is not None:
             # The heartbeat was told to stop before this (its after-hook runs before ours):
             # the runs ended since its last beat are counted here, or they would be lost.
-            processed, failed = self.counts.take()
             try:
-                throughput.add(self.me.id, processed, failed)
+                self.write_counts()
             except DatabaseError as exc:
-                logger.warning("Could not count the last %d runs: %s", processed, exc)
+                logger.warning("Could not count the last runs: %s", exc)
             try:
                 workers.forget(self.me)
             except DatabaseError as exc:
