@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # secret key unless told otherwise; nothing else (tests, compose) inherits that.
 migrate dev token superuser: export DJANGO_DEBUG ?= true
 
-.PHONY: help venv lock services dev-services migrate dev token superuser lint format test test-unit test-cluster bench clean env up down logs
+.PHONY: help venv lock services dev-services migrate dev token superuser lint format test test-unit test-cluster test-compose bench clean env up down logs
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -70,6 +70,12 @@ test: venv lint ## Lint, then run the whole test suite (unit, integration agains
 test-cluster: venv ## A three-node RabbitMQ cluster with quorum queues: nodes killed and stopped under load, nothing lost (~3 min; CI runs it after make test)
 	scripts/ensure-services.sh rabbitmq postgresql
 	$(BIN)/pytest tests/cluster -m cluster -s
+
+# Apart from make test too: a private Docker engine of its own (own data root, socket and
+# bridge; removed at the end with all it built), images it cannot pull built as stand-ins.
+test-compose: venv ## docker-compose.yml on a real Docker engine: up --scale worker=4, 200 tasks, Prometheus targets, stop/down/up (~5 min; CI runs it)
+	scripts/ensure-services.sh docker
+	$(BIN)/pytest tests/compose -m compose -s
 
 test-unit: venv ## Unit tests only (StubBroker; needs only PostgreSQL)
 	$(BIN)/pytest -m "not integration and not e2e"

@@ -13,6 +13,8 @@
 #   wrk          the HTTP load generator (make bench)
 #   browser      Debian's chromium and chromium-driver (make test: tests/browser drive it
 #                with Selenium; the driver is given by path, nothing is downloaded)
+#   docker       Debian's docker.io (a dockerd the compose test starts privately, its client),
+#                docker-compose (1.29) and debootstrap (stand-in base images): make test-compose
 set -o errexit -o pipefail -o nounset
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -47,6 +49,11 @@ for what in "$@"; do
     browser)
       command -v chromium >/dev/null 2>&1 || packages+=(chromium)
       command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)
+      ;;
+    docker)
+      [ -x /usr/sbin/dockerd ] && [ -x /usr/bin/docker ] || packages+=(docker.io)
+      command -v docker-compose >/dev/null 2>&1 || packages+=(docker-compose)
+      command -v debootstrap >/dev/null 2>&1 || packages+=(debootstrap)
       ;;
     *) echo "ensure-services.sh: unknown service '$what'" >&2; exit 2 ;;
   esac

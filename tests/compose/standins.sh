@@ -8,8 +8,9 @@
 #                                              conveyor-test/debian:bookworm
 #   tests/compose/standins.sh python WORKDIR   the Dockerfile's FROM image (its exact tag):
 #                                              the base plus the host's CPython 3.12
-#   tests/compose/standins.sh postgres WORKDIR the compose file's postgres image (its exact
-#                                              tag) from tests/compose/postgres/
+#   tests/compose/standins.sh SERVICE WORKDIR  the compose file's image for SERVICE (postgres,
+#                                              rabbitmq, prometheus; its exact tag) from
+#                                              tests/compose/SERVICE/
 #   tests/compose/standins.sh all WORKDIR      each of the above that cannot be pulled
 #
 # Run with DOCKER_HOST pointing at the private engine (tests/compose/dockerd.sh).
@@ -124,16 +125,18 @@ build_service() {
     docker build -q --build-arg BASE_IMAGE="$BASE_IMAGE" -t "$tag" "$HERE/$service" >/dev/null
 }
 
-work=${2:?usage: $0 base|python|postgres|all WORKDIR}
+work=${2:?usage: $0 base|python|postgres|rabbitmq|prometheus|all WORKDIR}
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
 case "$1" in
 base) build_base "$work" ;;
 python) build_python "$work" ;;
-postgres) build_service "$work" postgres ;;
+postgres | rabbitmq | prometheus) build_service "$work" "$1" ;;
 all)
     build_python "$work"
-    build_service "$work" postgres
+    for service in postgres rabbitmq prometheus; do
+        build_service "$work" "$service"
+    done
     ;;
-*) die "usage: $0 base|python|postgres|all WORKDIR" ;;
+*) die "usage: $0 base|python|postgres|rabbitmq|prometheus|all WORKDIR" ;;
 esac
