@@ -200,6 +200,18 @@ def test_prometheus_scrapes_every_service_and_every_worker_replica(stack):
     assert len(targets()) == sum(expected.values())
 
 
+# --- logs ---------------------------------------------------------------------------------
+
+
+def test_no_app_service_logged_an_error_while_serving(stack, two_hundred, thumbnail):
+    # Given the app services after start, 200 tasks and a thumbnail
+    logs = stack.compose("logs", "--no-color", "migrate", *APP_SERVICES).stdout.splitlines()
+    # When their logs are searched for errors (gunicorn's "[ERROR]", logging's " ERROR ")
+    errors = [line for line in logs if re.search(r"\[ERROR\]| ERROR |Traceback|CRITICAL", line)]
+    # Then there are none (the control socket on a read-only file system was one)
+    assert errors == []
+
+
 # --- stop, down, up again -----------------------------------------------------------------
 
 
