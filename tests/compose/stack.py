@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,14 +34,13 @@ DOCKER = "/usr/bin/docker"
 OPTIONAL = ("grafana", "mailpit")
 # What the test runs: the pipeline, its database and broker, and Prometheus.
 CORE = ("postgres", "rabbitmq", "migrate", "web", "worker", "relay", "scheduler", "prometheus")
-APP = ("web", "worker", "relay", "scheduler")
 PORTS = ("WEB_PORT", "RABBITMQ_MANAGEMENT_PORT", "PROMETHEUS_PORT", "GRAFANA_PORT", "MAILPIT_PORT")
 
 
-def run(*args, env=None, check=True, timeout=600, capture=True):
+def run(*args, env=None, check=True, timeout=600):
     """Run a command; on failure, raise with its output (a compose error says what is wrong)."""
     result = subprocess.run(
-        [str(a) for a in args], env=env, capture_output=capture, text=True, timeout=timeout, check=False
+        [str(a) for a in args], env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
     if check and result.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, args))} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
@@ -111,7 +112,16 @@ class ComposeStack:
     # --- compose ----------------------------------------------------------------------
     def _compose_command(self):
         if run(DOCKER, "compose", "version", env=self.env, check=False).returncode == 0:
-            return [DOCKER, "compose", "--project-name", PROJECT, "--env-file", self.work / ".env"]
+            return [
+                DOCKER,
+                "compose",
+                "--project-name",
+                PROJECT,
+                "--file",
+                ROOT / "docker-compose.yml",
+                "--env-file",
+                self.work / ".env",
+            ]
         if shutil.which("docker-compose") is None:
             raise RuntimeError("needs Compose: `docker compose` (v2) or Debian's docker-compose")
         # 1.29: the same file without its top-level `name:` (the project name says it),
@@ -147,8 +157,6 @@ class ComposeStack:
 
     def config(self):
         if not hasattr(self, "_config"):
-            import yaml
-
             self._config = yaml.safe_load(self.compose("config").stdout)
         return self._config
 
