@@ -12,13 +12,10 @@ import time
 import pika
 import pytest
 
-from conveyor.core.models import TaskRecord, TaskStatus
-from tests.e2e.test_worker_deaths import keep_workers_running
-from tests.support.processes import http, wait_for
+from tests.support.processes import wait_for
+from tests.support.worker_deaths import ENV, assert_workers_go_on, run_until_failed
 
 pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.integration]
-
-MAX_DEATHS = 3
 
 
 def test_a_task_that_kills_its_worker_every_time_ends_dead_lettered_with_its_reason(
@@ -26,28 +23,11 @@ def test_a_task_that_kills_its_worker_every_time_ends_dead_lettered_with_its_rea
 ):
     cluster = whole_cluster
     # Given two workers on the cluster's quorum queues that know a task which exits its process
-    system = start_system(
-        workers=2,
-        env={
-            **cluster_env,
-            "DJANGO_SETTINGS_MODULE": "tests.crashing.settings",
-            "CONVEYOR_MAX_WORKER_DEATHS": str(MAX_DEATHS),
-            "CONVEYOR_WORKER_LEASE_SECONDS": "5",
-            "CONVEYOR_WORKER_HEARTBEAT_SECONDS": "1",
-        },
-    )
+    system = start_system(workers=2, env={**cluster_env, **ENV})
     assert cluster.queues(cluster_vhost)["default"]["type"] == "quorum"
     # When that task is submitted (each delivery kills its worker, which is started again)
-    status, body, _ = http(
-        "POST", f"{system.base_url}/api/v1/tasks", {"task": "tests.crashing.tasks.exit_worker", "args": [3]}, token
-    )
-    assert status == 202, body
-    task_id = body["id"]
-    keep_workers_running(system, lambda: TaskRecord.objects.get(id=task_id).status == TaskStatus.FAILED, timeout=150)
-    # Then it is FAILED, saying why
-    record = TaskRecord.objects.get(id=task_id)
-    assert f"worker died {MAX_DEATHS} times" in record.failure_reason
-    assert record.worker_deaths == MAX_DEATHS
+    # Then it is FAILED after the limit, saying why
+    task_id = str(run_until_failed(system, token).id)
     # And its message is in default.XQ (a quorum queue), dead-lettered, and no longer in default
     connection = pika.BlockingConnection([pika.URLParameters(u) for u in cluster.urls_for(cluster_vhost)])
     try:
@@ -65,7 +45,4 @@ def test_a_task_that_kills_its_worker_every_time_ends_dead_lettered_with_its_rea
     assert cluster.queues(cluster_vhost)["default.XQ"]["type"] == "quorum"
     wait_for(lambda: cluster.queues(cluster_vhost)["default"]["messages"] == 0, 30, "default to be empty")
     # And the workers still run other tasks
-    keep_workers_running(system, lambda: all(w.proc.poll() is None for w in system.workers), timeout=30)
-    status, body, _ = http("POST", f"{system.base_url}/api/v1/tasks", {"task": "demo.tasks.add", "args": [2, 2]}, token)
-    assert status == 202, body
-    wait_for(lambda: TaskRecord.objects.get(id=body["id"]).status == TaskStatus.SUCCESSFUL, 60, "the next task")
+    assert_workers_go_on(system, token)

@@ -1,7 +1,5 @@
 """A task that kills its worker process is not redelivered for ever, and the other workers go on."""
 
-import time
-
 import pika
 import pytest
 from django.conf import settings
@@ -9,10 +7,9 @@ from django.conf import settings
 from conveyor.core.models import TaskRecord, TaskStatus
 from tests.support.processes import http, wait_for
 from tests.support.rabbitmq import purge_queues
+from tests.support.worker_deaths import ENV, MAX_DEATHS, assert_workers_go_on, keep_workers_running, run_until_failed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
-
-MAX_DEATHS = 3
 
 
 def dead_letters(queue="default"):
@@ -23,54 +20,18 @@ def dead_letters(queue="default"):
         connection.close()
 
 
-def keep_workers_running(system, until, timeout):
-    """What an orchestrator does (compose's restart policy): start a worker again when it exits."""
-    deadline = time.monotonic() + timeout
-    restarts = 0
-    while time.monotonic() < deadline:
-        if until():
-            return restarts
-        for worker in system.workers:
-            if worker.proc.poll() is not None:
-                worker.log.close()
-                worker.start()
-                restarts += 1
-        time.sleep(0.2)
-    raise TimeoutError(f"timed out after {timeout}s ({restarts} worker restarts)")
-
-
 def test_a_task_that_kills_its_worker_ends_failed_after_the_limit_and_the_workers_go_on(start_system, token):
     purge_queues("default", "default.DQ", "default.XQ")
     # Given two worker services (each one Dramatiq process) that know a task which exits its process
-    system = start_system(
-        workers=2,
-        env={
-            "DJANGO_SETTINGS_MODULE": "tests.crashing.settings",
-            "CONVEYOR_MAX_WORKER_DEATHS": str(MAX_DEATHS),
-            "CONVEYOR_WORKER_LEASE_SECONDS": "5",
-            "CONVEYOR_WORKER_HEARTBEAT_SECONDS": "1",
-        },
-    )
+    system = start_system(workers=2, env=ENV)
     before = dead_letters()
     # When that task is submitted (each time it runs, its worker process dies and is restarted)
-    status, body, _ = http(
-        "POST", f"{system.base_url}/api/v1/tasks", {"task": "tests.crashing.tasks.exit_worker", "args": [3]}, token
-    )
-    assert status == 202, body
-    task_id = body["id"]
-    keep_workers_running(system, lambda: TaskRecord.objects.get(id=task_id).status == TaskStatus.FAILED, timeout=150)
+    record = run_until_failed(system, token)
     # Then it is FAILED after the limit, saying why, and its message is dead-lettered
-    record = TaskRecord.objects.get(id=task_id)
-    assert f"worker died {MAX_DEATHS} times" in record.failure_reason
-    assert record.worker_deaths == MAX_DEATHS
     assert [e["exception_class_path"] for e in record.errors] == ["conveyor.errors.WorkerDied"] * MAX_DEATHS
     wait_for(lambda: dead_letters() == before + 1, 30, "the message in default.XQ")
     # And the workers still run other tasks
-    keep_workers_running(system, lambda: all(w.proc.poll() is None for w in system.workers), timeout=30)
-    status, body, _ = http("POST", f"{system.base_url}/api/v1/tasks", {"task": "demo.tasks.add", "args": [2, 2]}, token)
-    assert status == 202, body
-    wait_for(lambda: TaskRecord.objects.get(id=body["id"]).status == TaskStatus.SUCCESSFUL, 60, "the next task")
-    assert TaskRecord.objects.get(id=body["id"]).return_value == 4
+    assert_workers_go_on(system, token)
 
 
 def test_a_task_stuck_past_its_hard_time_limit_fails_and_its_worker_is_replaced(start_system, token):

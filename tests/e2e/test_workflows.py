@@ -8,9 +8,9 @@ import pytest
 
 from conveyor.core.models import OutboxEntry, TaskRecord, TaskStatus
 from conveyor.workflows.models import Workflow, WorkflowStep
-from tests.e2e.test_worker_deaths import keep_workers_running
 from tests.support.processes import http, wait_for
 from tests.support.rabbitmq import PrivateNode
+from tests.support.worker_deaths import keep_workers_running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
