@@ -79,9 +79,6 @@ class ComposeStack:
     def docker(self, *args, **kwargs):
         return run(DOCKER, *args, env=self.env, **kwargs)
 
-    def has_image(self, image):
-        return self.docker("image", "inspect", image, check=False).returncode == 0
-
     def prepare_images(self):
         """Stand-ins for what cannot be pulled, the optional services when pullable, the app image."""
         began = time.monotonic()
@@ -169,15 +166,9 @@ class ComposeStack:
     def inspect(self, *ids):
         return json.loads(self.docker("inspect", *ids).stdout) if ids else []
 
-    def containers(self, service=None):
+    def containers(self):
         """{service: [inspect data, ...]}: every container of the project (stopped ones too)."""
-        ids = self.docker(
-            "ps",
-            "-aq",
-            "--filter",
-            f"label=com.docker.compose.project={PROJECT}",
-            *(["--filter", f"label=com.docker.compose.service={service}"] if service else []),
-        ).stdout.split()
+        ids = self.docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}").stdout.split()
         found = {}
         for data in self.inspect(*ids):
             found.setdefault(data["Config"]["Labels"]["com.docker.compose.service"], []).append(data)
